@@ -1,0 +1,17 @@
+"""neurodyn: biologically constrained rate RNNs, tasks and the SOFO optimizer in JAX.
+
+The public namespaces are `neurodyn.models`, `neurodyn.plants`, `neurodyn.tasks`,
+`neurodyn.optim`, `neurodyn.analysis`, and the functions re-exported here.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("neurodyn")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+from . import optim as optim
+from .optim import sample_tangents as sample_tangents
+from .optim import value_and_sofo_grad as value_and_sofo_grad
+from .optim import value_and_sofo_grad_scan as value_and_sofo_grad_scan
