@@ -1,0 +1,34 @@
+"""Optimizers: SOFO and its primitives, first-order SOFO, FGD, BPTT (+ any optax transform)."""
+
+from ._base import AbstractOptimizer as AbstractOptimizer
+from ._bptt import BPTT as BPTT
+from ._bptt import adam as adam
+from ._bptt import bptt as bptt
+from ._fgd import FGD as FGD
+from ._fgd import fgd as fgd
+from ._losses import AbstractLoss as AbstractLoss
+from ._losses import MeanSquaredError as MeanSquaredError
+from ._losses import SoftmaxCrossEntropy as SoftmaxCrossEntropy
+from ._losses import cross_entropy as cross_entropy
+from ._losses import generic_loss_terms as generic_loss_terms
+from ._losses import mse as mse
+from ._problem import FeedforwardProblem as FeedforwardProblem
+from ._problem import RecurrentProblem as RecurrentProblem
+from ._sofo import sofo_scan_terms as sofo_scan_terms
+from ._sofo import value_and_sofo_grad as value_and_sofo_grad
+from ._sofo import value_and_sofo_grad_scan as value_and_sofo_grad_scan
+from ._sofo_optimizer import SOFO as SOFO
+from ._sofo_optimizer import FirstOrderSOFO as FirstOrderSOFO
+from ._sofo_optimizer import first_order_sofo as first_order_sofo
+from ._sofo_optimizer import sofo as sofo
+from ._solve import DAMPING_MODES as DAMPING_MODES
+from ._solve import SubspaceSolution as SubspaceSolution
+from ._solve import damped_solve as damped_solve
+from ._tangents import TANGENT_KINDS as TANGENT_KINDS
+from ._tangents import combine_tangents as combine_tangents
+from ._tangents import count_params as count_params
+from ._tangents import orthonormalize as orthonormalize
+from ._tangents import project as project
+from ._tangents import sample_tangents as sample_tangents
+from ._tangents import split_trainable as split_trainable
+from ._tangents import tangent_gram as tangent_gram

@@ -1,0 +1,77 @@
+"""Exact gradients by reverse mode through the whole rollout (BPTT), with any optax transform."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+from ._base import AbstractOptimizer, apply_direction, check_problem, trainable_params
+from ._tangents import split_trainable
+
+
+class BPTTState(NamedTuple):
+    opt_state: Any
+    count: jax.Array
+
+
+class BPTT(AbstractOptimizer):
+    """Backpropagation through time (reverse mode over the whole horizon) + an optax transform.
+
+    The Adam baseline is `bptt(optax.adam(1e-3))`. Memory grows linearly with the horizon T
+    (every step's activations are kept for the backward pass); `remat=True` trades compute
+    for memory by checkpointing each step.
+
+    **Arguments:** `transform` (an `optax.GradientTransformation`), `remat`.
+    """
+
+    transform: Any = eqx.field(static=True, default=None)
+    remat: bool = eqx.field(static=True, default=False)
+
+    name: ClassVar[str] = "bptt"
+
+    def __check_init__(self):
+        if not isinstance(self.transform, optax.GradientTransformation):
+            raise TypeError(
+                "`transform` must be an optax.GradientTransformation, e.g. optax.adam(1e-3); "
+                f"got {type(self.transform).__name__}."
+            )
+
+    def init(self, params, trainable=None):
+        return BPTTState(
+            self.transform.init(trainable_params(params, trainable)), jnp.zeros((), jnp.int32)
+        )
+
+    def value_and_grad(self, params, problem, trainable=None):
+        """Loss and exact gradient with respect to the trained parameters."""
+        check_problem(problem)
+        dynamic, static, _ = split_trainable(params, trainable)
+        value_fn = problem.value
+        if self.remat:
+            value_fn = jax.checkpoint(value_fn)
+        return jax.value_and_grad(lambda d: value_fn(eqx.combine(d, static)))(dynamic)
+
+    def step(self, params, state, problem, *, key=None, trainable=None):
+        del key
+        value, grads = self.value_and_grad(params, problem, trainable)
+        ok = jnp.isfinite(value)
+        new_params, opt_state, ok = apply_direction(
+            self.transform, state.opt_state, params, grads, trainable, ok
+        )
+        leaves = jax.tree.leaves(grads)
+        gnorm = jnp.sqrt(sum(jnp.sum(g**2) for g in leaves))
+        info = {"loss": value, "grad_norm": gnorm, "finite": ok}
+        return new_params, BPTTState(opt_state, state.count + ok.astype(jnp.int32)), info
+
+
+def bptt(transform=None) -> BPTT:
+    """Build a [`neurodyn.optim.BPTT`][] optimizer; `bptt()` is Adam with lr 1e-3."""
+    return BPTT(transform=optax.adam(1e-3) if transform is None else transform)
+
+
+def adam(learning_rate=1e-3, *, eps=1e-8, b1=0.9, b2=0.999) -> BPTT:
+    """BPTT + Adam (β1 = 0.9, β2 = 0.999, ε = 1e-8 by default; SPEC §2.8)."""
+    return BPTT(transform=optax.adam(learning_rate, b1=b1, b2=b2, eps=eps))
