@@ -11,7 +11,9 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
+from . import models as models
 from . import optim as optim
+from . import tasks as tasks
 from .optim import sample_tangents as sample_tangents
 from .optim import value_and_sofo_grad as value_and_sofo_grad
 from .optim import value_and_sofo_grad_scan as value_and_sofo_grad_scan

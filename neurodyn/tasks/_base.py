@@ -1,0 +1,142 @@
+"""The task interface shared by every task, and the task registry.
+
+A task is an `eqx.Module` that
+
+- samples a batch of trials from a key (`sample(key=, batch_size=) -> Batch`, batch-first
+  arrays: inputs, targets, per-step loss weights, and per-trial metadata such as condition
+  labels and event times);
+- defines its per-step loss (`loss(y_t, x_t) -> scalar`, the batch mean at one step, convex in
+  `y_t` and consistent with the GGN — usually a `neurodyn.optim.MeanSquaredError` or
+  `SoftmaxCrossEntropy`);
+- turns a model and a batch into the optimizer's problem (`problem(model, batch, key=)`);
+- evaluates a model on fresh trials into named metrics (`evaluate(model, key=) -> dict`);
+- builds the paper's default network (`default_model(key=)`);
+- carries recommended hyperparameters for each optimizer at its size
+  (`hyperparameters(optimizer) -> dict`).
+
+Tasks are built at a size: `"cpu"` (the default: trains in minutes on 2 cores) or `"paper"`
+(the paper's sizes). `neurodyn.tasks.get(name, size=..., **overrides)` builds one by name.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ..models._base import rollout_problem
+
+Size = Literal["cpu", "paper"]
+SIZES: tuple[str, ...] = ("cpu", "paper")
+
+
+class Batch(eqx.Module):
+    """A batch of trials, batch-first.
+
+    - `inputs`: `[B, T, n_in]` (or `[B, n_in]` for a feedforward task).
+    - `targets`: `[B, T, n_out]` (or a pytree of such arrays, or `[B, ...]` feedforward).
+    - `weights`: per-step loss weights broadcastable to the targets, or `None`.
+    - `metadata`: per-trial arrays `[B, ...]` — condition labels, event times (in steps),
+      context switches. Names are task-specific and documented on each task.
+    """
+
+    inputs: Any
+    targets: Any
+    weights: Any = None
+    metadata: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        return int(jax.tree.leaves(self.inputs)[0].shape[0])
+
+    @property
+    def n_steps(self) -> int:
+        return int(jax.tree.leaves(self.inputs)[0].shape[1])
+
+
+class AbstractTask(eqx.Module):
+    """Base class of tasks (see the module docstring)."""
+
+    name: ClassVar[str] = "task"
+    description: ClassVar[str] = ""
+    recurrent: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def sample(self, *, key, batch_size: int) -> Batch: ...
+
+    @abc.abstractmethod
+    def loss(self, y, x) -> jax.Array:
+        """Per-step loss; `x` holds that step's `target` and `weight` (and `inputs`)."""
+
+    @abc.abstractmethod
+    def default_model(self, *, key) -> Any: ...
+
+    @abc.abstractmethod
+    def evaluate(self, model, *, key, n_trials: int | None = None) -> dict[str, float]: ...
+
+    @abc.abstractmethod
+    def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]: ...
+
+    def problem(self, model, batch: Batch, *, key):
+        """The optimizer's problem for `model` on `batch` (noise drawn from `key`)."""
+        extra = {"target": batch.targets}
+        if batch.weights is not None:
+            extra["weight"] = batch.weights
+        return rollout_problem(model, batch.inputs, self.loss, key=key, extra=extra)
+
+    @property
+    def dt(self) -> float:
+        """Seconds per step (for time axes in analysis); 1.0 when time is in steps."""
+        return 1.0
+
+    def conditions(self) -> Batch | None:
+        """The canonical evaluation conditions (e.g. 8 reach directions), if the task has any."""
+        return None
+
+
+_REGISTRY: dict[str, Callable[..., AbstractTask]] = {}
+
+
+def register(name: str):
+    """Class decorator: make a task constructible by name with [`neurodyn.tasks.get`][]."""
+
+    def wrap(cls):
+        if name in _REGISTRY:
+            raise ValueError(f"a task named {name!r} is already registered.")
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def available() -> dict[str, str]:
+    """Registered task names with their one-line descriptions."""
+    return {name: getattr(cls, "description", "") for name, cls in sorted(_REGISTRY.items())}
+
+
+def get(name: str, *, size: Size = "cpu", **overrides) -> AbstractTask:
+    """Build a task by name at a size (`"cpu"` default, or `"paper"`), with overrides.
+
+    **Raises:** `ValueError` naming the accepted tasks or sizes.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown task {name!r}; accepted: {', '.join(sorted(_REGISTRY))}.")
+    if size not in SIZES:
+        raise ValueError(f"`size` must be one of {SIZES}; got {size!r}.")
+    cls = _REGISTRY[name]
+    builder = getattr(cls, "from_size", None)
+    return builder(size, **overrides) if builder is not None else cls(**overrides)
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    """Trace-time check for integer task arguments."""
+    if isinstance(value, bool) or not isinstance(value, (int, jnp.integer)):
+        raise TypeError(f"`{name}` must be an int; got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}; got {value}.")
+    return int(value)
