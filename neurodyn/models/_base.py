@@ -66,7 +66,9 @@ def batch_noise(model, key, batch_size: int, n_steps: int):
     return None if noise is None else _time_major(noise)
 
 
-def rollout_problem(model, inputs, loss, *, key, extra: dict | None = None) -> RecurrentProblem:
+def rollout_problem(
+    model, inputs, loss, *, key, extra: dict | None = None, initial_state: Any = None
+) -> RecurrentProblem:
     """The optimizer's view of a batch of trials of a per-trial recurrent model.
 
     **Arguments:**
@@ -79,6 +81,8 @@ def rollout_problem(model, inputs, loss, *, key, extra: dict | None = None) -> R
     - `key`: drives the noise and the random initial states of this iteration.
     - `extra`: further batch-first arrays `[B, T, ...]` made time-major and passed to the loss
       (targets, weights).
+    - `initial_state`: overrides `model.initial_state`: a batched carry `[B, ...]` given by
+      the task (e.g. Lorenz initial conditions), or a function `model -> batched carry`.
 
     **Returns:** a [`neurodyn.optim.RecurrentProblem`][] whose `step(model, carry, x_t)` is the
     batched step and whose `carry0(model)` is the batched initial state (a function of the
@@ -92,7 +96,8 @@ def rollout_problem(model, inputs, loss, *, key, extra: dict | None = None) -> R
         xs["noise"] = noise
     for name, value in (extra or {}).items():
         xs[name] = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), value)
-    return RecurrentProblem(batched_step, loss, _BatchedInit(jr.split(k_init, batch_size)), xs)
+    carry0 = _BatchedInit(jr.split(k_init, batch_size)) if initial_state is None else initial_state
+    return RecurrentProblem(batched_step, loss, carry0, xs)
 
 
 def batched_step(model, carry, x):
@@ -114,12 +119,12 @@ class _BatchedInit(eqx.Module):
         return jax.vmap(model.initial_state)(self.keys)
 
 
-def simulate(model, inputs, *, key):
+def simulate(model, inputs, *, key, initial_state: Any = None):
     """Run a per-trial model on a batch; return `(carries, outputs)`, each `[B, T, ...]`.
 
     The full state trajectory is kept (memory O(T)): this is for analysis, not training.
     """
-    problem = rollout_problem(model, inputs, _no_loss, key=key)
+    problem = rollout_problem(model, inputs, _no_loss, key=key, initial_state=initial_state)
 
     def body(carry, x):
         carry, y = problem.step(model, carry, x)
