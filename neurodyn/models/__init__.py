@@ -13,5 +13,13 @@ from ._constraints import connectivity_mask as connectivity_mask
 from ._constraints import dale_signs as dale_signs
 from ._constraints import scale_to_spectral_radius as scale_to_spectral_radius
 from ._constraints import spectral_radius as spectral_radius
+from ._maps import MLP as MLP
+from ._maps import LorenzMap as LorenzMap
+from ._maps import OneShotNet as OneShotNet
+from ._paper_nets import KalmanRNN as KalmanRNN
+from ._paper_nets import KalmanRNNState as KalmanRNNState
+from ._paper_nets import flip_flop_rnn as flip_flop_rnn
+from ._paper_nets import motor_rnn as motor_rnn
+from ._paper_nets import reservoir_rnn as reservoir_rnn
 from ._rate_rnn import RateRNN as RateRNN
 from ._rate_rnn import RateRNNWeights as RateRNNWeights

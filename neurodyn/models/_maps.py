@@ -1,0 +1,244 @@
+"""The paper's small maps: the Lorenz map (§3.1), the one-shot network (§3.7), the MLP (§3.8).
+
+All are written in the column convention of [`neurodyn.models.RateRNN`][] (`W @ h`, weights
+of shape `(out, in)`); SPEC.md writes the same networks with row vectors (`h W`, weights
+`(in, out)`), so each SPEC matrix appears here transposed. The initial distributions are
+i.i.d., hence identical under transposition.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ..optim import count_params
+from ._activations import resolve_activation
+from ._base import AbstractRecurrentModel
+from ._validation import check_choice, check_real, check_size
+
+
+class LorenzMap(AbstractRecurrentModel):
+    r"""Autonomous two-layer recurrent map whose state is its output (SPEC §3.1).
+
+    $$y_{t+1} = A\,y_t + W\,\mathrm{relu}(C\,y_t + b),$$
+
+    with state dimension d (3 for the Lorenz attractor) and a hidden layer of width H.
+    `step(y_t, u, noise) -> (y_{t+1}, y_{t+1})`: the carry is the state `[state]`, the output
+    is the new state. The map is autonomous: `u` is ignored (tasks pass inputs of shape
+    `[B, T, 0]`) and it is noiseless. The Lorenz task gives the initial states through
+    `rollout_problem(..., initial_state=...)`; alone, `initial_state(key)` draws y_0 ~ N(0, I)
+    (the scale of the z-scored data), or returns 0 without a key.
+
+    **Arguments:**
+
+    - `n_state`: d (default 3). `n_hidden`: H (default 400, the paper's size: P = 2809).
+    - `linear_init`: A = `linear_init`·I at initialisation (0.9 in the paper-era code; 1.0 in
+      sofo-raven).
+    - `key`: PRNG key (required, keyword-only).
+
+    Initialisation (§3.1): A = 0.9 I; C ~ N(0, 1/d); W ~ N(0, (0.1/√H)²); b = 0.
+
+    ??? cite "Reference"
+        Yu, Xia, Ma, Lengyel & Hennequin, *Second-order forward-mode optimization of
+        recurrent neural networks for neuroscience*, NeurIPS 2024, §4.1.
+    """
+
+    A: Float[Array, "state state"]
+    C: Float[Array, "hidden state"]
+    b: Float[Array, " hidden"]
+    W: Float[Array, "state hidden"]
+    n_state: int = eqx.field(static=True)
+    n_hidden: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        n_state: int = 3,
+        n_hidden: int = 400,
+        *,
+        linear_init: float = 0.9,
+        key: PRNGKeyArray,
+    ):
+        d = self.n_state = check_size(n_state, "n_state")
+        h = self.n_hidden = check_size(n_hidden, "n_hidden")
+        linear_init = check_real(linear_init, "linear_init")
+        k_c, k_w = jr.split(key)
+        self.A = linear_init * jnp.eye(d)
+        self.C = jr.normal(k_c, (h, d)) / math.sqrt(d)
+        self.b = jnp.zeros(h)
+        self.W = jr.normal(k_w, (d, h)) * (0.1 / math.sqrt(h))
+
+    def initial_state(self, key: PRNGKeyArray | None = None) -> Float[Array, " state"]:
+        if key is None:
+            return jnp.zeros(self.n_state, self.A.dtype)
+        return jr.normal(key, (self.n_state,), self.A.dtype)
+
+    def rates(self, carry: Float[Array, " state"]) -> Float[Array, " hidden"]:
+        """Hidden-layer activity relu(C y + b)."""
+        return jax.nn.relu(self.C @ carry + self.b)
+
+    def step(self, carry, u=None, noise=None):
+        del u, noise
+        y = self.A @ carry + self.W @ self.rates(carry)
+        return y, y
+
+
+class OneShotNet(AbstractRecurrentModel):
+    r"""Recurrent network of the one-shot (meta-learned) classification task (SPEC §3.7).
+
+    $$z_{t+1} = A\,z_t + W\,\mathrm{relu}(C\,z_t + e) + W_{\rm in}\,u_t + d,\qquad
+      \ell_t = \mathrm{relu}(W_{\rm out} z_{t+1})\ \text{(reference) or}\ W_{\rm out} z_{t+1}.$$
+
+    `step(z_t, u_t, noise) -> (z_{t+1}, logits_t)`; the carry is the latent state
+    `[latent]`, starting at 0. Noiseless.
+
+    **Arguments:**
+
+    - `n_classes`: C_l (default 5). `n_inputs`: defaults to 2·C_l + 1 = 11 (stimulus, label,
+      cue); add one for the 2025 bias channel.
+    - `n_latent`: r (default 100). `n_hidden`: c' (default 400). Paper size: P = 92,100.
+    - `logits`: `"relu"` (the reference's relu(z O)) or `"linear"` (SPEC's proposed option:
+      rectified logits cannot express "this class is less likely than that one" below 0).
+    - `key`: PRNG key (required, keyword-only).
+
+    Initialisation (§3.7): A = 0; C ~ N(0, 1/r); W ~ N(0, 1/c'); W_in (SPEC's B_in)
+    ~ N(0, 1/n_in); W_out (SPEC's O) ~ N(0, 1/r); e = d = 0.
+
+    ??? cite "Reference"
+        Yu et al., NeurIPS 2024 (code: `examples/random_class.ml`, SPEC §3.7).
+    """
+
+    A: Float[Array, "latent latent"]
+    C: Float[Array, "hidden latent"]
+    e: Float[Array, " hidden"]
+    W: Float[Array, "latent hidden"]
+    W_in: Float[Array, "latent input"]
+    d: Float[Array, " latent"]
+    W_out: Float[Array, "class latent"]
+    n_classes: int = eqx.field(static=True)
+    n_inputs: int = eqx.field(static=True)
+    n_latent: int = eqx.field(static=True)
+    n_hidden: int = eqx.field(static=True)
+    logits: str = eqx.field(static=True)
+
+    def __init__(
+        self,
+        n_classes: int = 5,
+        n_inputs: int | None = None,
+        n_latent: int = 100,
+        n_hidden: int = 400,
+        *,
+        logits: Literal["relu", "linear"] = "relu",
+        key: PRNGKeyArray,
+    ):
+        c = self.n_classes = check_size(n_classes, "n_classes")
+        n_in = self.n_inputs = check_size(2 * c + 1 if n_inputs is None else n_inputs, "n_inputs")
+        r = self.n_latent = check_size(n_latent, "n_latent")
+        h = self.n_hidden = check_size(n_hidden, "n_hidden")
+        self.logits = check_choice(logits, "logits", ("relu", "linear"))
+        k_c, k_w, k_in, k_o = jr.split(key, 4)
+        self.A = jnp.zeros((r, r))
+        self.C = jr.normal(k_c, (h, r)) / math.sqrt(r)
+        self.e = jnp.zeros(h)
+        self.W = jr.normal(k_w, (r, h)) / math.sqrt(h)
+        self.W_in = jr.normal(k_in, (r, n_in)) / math.sqrt(n_in)
+        self.d = jnp.zeros(r)
+        self.W_out = jr.normal(k_o, (c, r)) / math.sqrt(r)
+
+    def initial_state(self, key: PRNGKeyArray | None = None) -> Float[Array, " latent"]:
+        del key
+        return jnp.zeros(self.n_latent, self.A.dtype)
+
+    def rates(self, carry: Float[Array, " latent"]) -> Float[Array, " hidden"]:
+        """Hidden-layer activity relu(C z + e)."""
+        return jax.nn.relu(self.C @ carry + self.e)
+
+    def step(self, carry, u, noise=None):
+        del noise
+        z = self.A @ carry + self.W @ self.rates(carry) + self.W_in @ u + self.d
+        logits = self.W_out @ z
+        if self.logits == "relu":
+            logits = jax.nn.relu(logits)
+        return z, logits
+
+
+class MLP(eqx.Module):
+    r"""Multilayer perceptron for one example, h_{k+1} = φ(W_k h_k + b_k), linear last layer.
+
+    The MNIST network of SPEC §3.8 is the default: 784-100-10 with ReLU, P = 79,510.
+    `__call__(x)` maps one example (`[in]`) to its outputs (`[out]`); batch with `jax.vmap`.
+
+    **Arguments:**
+
+    - `in_size` (784), `out_size` (10), `hidden_sizes` (`(100,)`).
+    - `activation`: as for [`neurodyn.models.RateRNN`][] (default `"relu"`).
+    - `key`: PRNG key (required, keyword-only).
+
+    Initialisation [PROPOSED; the reference's is not recorded]: He-normal weights
+    N(0, 2/fan_in) before a ReLU layer (LeCun N(0, 1/fan_in) for the linear output layer and
+    other activations), zero biases.
+    """
+
+    weights: tuple[Float[Array, "out in"], ...]
+    biases: tuple[Float[Array, " out"], ...]
+    sizes: tuple[int, ...] = eqx.field(static=True)
+    activation: Callable = eqx.field(static=True)
+    activation_name: str = eqx.field(static=True)
+
+    def __init__(
+        self,
+        in_size: int = 784,
+        out_size: int = 10,
+        hidden_sizes: Sequence[int] = (100,),
+        *,
+        activation: str | Callable = "relu",
+        key: PRNGKeyArray,
+    ):
+        if isinstance(hidden_sizes, int) or not isinstance(hidden_sizes, Sequence):
+            raise TypeError(f"`hidden_sizes` must be a sequence of ints; got {hidden_sizes!r}.")
+        sizes = (
+            check_size(in_size, "in_size"),
+            *(check_size(h, "hidden_sizes") for h in hidden_sizes),
+            check_size(out_size, "out_size"),
+        )
+        self.sizes = sizes
+        self.activation_name, self.activation = resolve_activation(activation)
+        keys = jr.split(key, len(sizes) - 1)
+        weights, biases = [], []
+        for i, (k, fan_in, fan_out) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
+            hidden = i < len(sizes) - 2
+            gain = 2.0 if hidden and self.activation_name == "relu" else 1.0
+            weights.append(jr.normal(k, (fan_out, fan_in)) * math.sqrt(gain / fan_in))
+            biases.append(jnp.zeros(fan_out))
+        self.weights, self.biases = tuple(weights), tuple(biases)
+
+    def __call__(self, x: Float[Array, " in"]) -> Float[Array, " out"]:
+        if jnp.shape(x) != (self.sizes[0],):
+            raise ValueError(
+                f"`x` must be one example of shape ({self.sizes[0]},); got {jnp.shape(x)}. "
+                "Batch examples with jax.vmap."
+            )
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = w @ x + b
+            if i < len(self.weights) - 1:
+                x = self.activation(x)
+        return x
+
+    def trainable(self) -> bool:
+        """Filter spec: `True` (every weight and bias is trained).
+
+        A plain bool rather than an MLP-shaped pytree of bools: the MLP is callable, and the
+        optimizers read a callable spec as a filter function.
+        """
+        return True
+
+    @property
+    def n_params(self) -> int:
+        """P, the number of trained scalars."""
+        return count_params(self, self.trainable())
