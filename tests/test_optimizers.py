@@ -11,7 +11,7 @@ import pytest
 import neurodyn as nd
 from neurodyn.optim import RecurrentProblem
 
-from .test_sofo_core import B, N, NIN, rnn_params, rnn_step
+from .test_sofo_core import NIN, B, N, rnn_params, rnn_step
 
 T_TRAIN = 20
 
@@ -44,9 +44,7 @@ OPTIMIZERS = {
 def run(opt, params, problem_key, n_iters, key, trainable=None, problem=None):
     problem = problem if problem is not None else teacher_problem(problem_key)
     state = opt.init(params, trainable)
-    step = eqx.filter_jit(
-        lambda p, s, k: opt.step(p, s, problem, key=k, trainable=trainable)
-    )
+    step = eqx.filter_jit(lambda p, s, k: opt.step(p, s, problem, key=k, trainable=trainable))
     losses = []
     for k in jr.split(key, n_iters):
         params, state, info = step(params, state, k)

@@ -1,16 +1,14 @@
 """SOFO primitives against dense, independent computations (SPEC §2.10; issue 2 tests 1-8)."""
 
-import equinox as eqx
 import jax
 import jax.flatten_util
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-import optax
 import pytest
 
 import neurodyn as nd
-from neurodyn.optim import FeedforwardProblem, RecurrentProblem
+from neurodyn.optim import RecurrentProblem
 
 from .helpers import tree_max_relerr
 
@@ -374,3 +372,28 @@ def test_bad_inputs_raise_named_errors(getkey):
         nd.optim.sofo(learning_rate=-1.0, n_tangents=2)
     with pytest.raises(TypeError, match="transform"):
         nd.optim.bptt("adam")
+
+
+@pytest.mark.parametrize("chunk_size", [2, 4, T, None])
+def test_chunked_scan_equals_per_step_scan(getkey, chunk_size):
+    """Chunking re-associates the tangent recursion; the result must not change."""
+    params = {**rnn_params(getkey()), "h0": 0.1 * jr.normal(getkey(), (N,))}
+    xs = rnn_xs(getkey())
+
+    def step(p, carry, x):
+        h, t = carry
+        h, y = rnn_step(p, h, x)
+        return (h, t + 1), y
+
+    carry0 = lambda p: (jnp.broadcast_to(p["h0"], (B, N)), jnp.array(0))
+    loss = LOSSES["cross_entropy"]
+    v = nd.sample_tangents(getkey(), params, 5)
+    ref = nd.value_and_sofo_grad_scan(step, loss, chunk_size=1, return_outputs=True)
+    new = nd.value_and_sofo_grad_scan(step, loss, chunk_size=chunk_size, return_outputs=True)
+    (v1, d1, i1), (v2, d2, i2) = ref(params, v, carry0, xs), new(params, v, carry0, xs)
+    np.testing.assert_allclose(v2, v1, rtol=1e-12)
+    np.testing.assert_allclose(i2["vg"], i1["vg"], rtol=1e-10)
+    np.testing.assert_allclose(i2["ggn"], i1["ggn"], rtol=1e-10)
+    np.testing.assert_allclose(i2["outputs"], i1["outputs"], rtol=1e-12)
+    assert int(i2["carry"][1]) == T
+    assert tree_max_relerr(d2, d1) < 1e-9

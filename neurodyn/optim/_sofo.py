@@ -196,6 +196,30 @@ def check_xs(xs) -> int:
     return lengths.pop()
 
 
+def _gemm_layout(tangents):
+    """Lay matrix tangents out as (rows, K, cols) once per iteration.
+
+    A (K, a, b) weight tangent is contracted with activations over `a` (row-vector
+    convention `r @ W`) or over `b` (`W @ r`). With K in the middle, both contractions see
+    the other two axes as one contiguous GEMM operand, so no per-step re-layout of the
+    loop-invariant K×a×b tangent is needed. Returns the laid-out tangents and the matching
+    `vmap` axes.
+    """
+    laid = jax.tree.map(lambda v: jnp.moveaxis(v, 0, 1) if v.ndim == 3 else v, tangents)
+    axes = jax.tree.map(lambda v: 1 if v.ndim == 3 else 0, tangents)
+    return laid, axes
+
+
+def _auto_chunk(n_steps: int, n_tangents: int, carry_dyn: Any, budget_bytes: int) -> int:
+    """Largest chunk (≤ 16 steps) whose K per-step parameter drives fit in `budget_bytes`."""
+    per_step = n_tangents * sum(
+        int(np.prod(jnp.shape(c))) * jnp.dtype(jnp.result_type(c)).itemsize
+        for c in jax.tree.leaves(carry_dyn)
+    )
+    chunk = budget_bytes // max(per_step, 1)
+    return int(max(1, min(16, chunk, n_steps)))
+
+
 def sofo_scan_terms(
     step: Callable,
     loss: Callable,
@@ -208,6 +232,8 @@ def sofo_scan_terms(
     generic_ggn: bool = False,
     return_outputs: bool = False,
     unroll: int = 1,
+    chunk_size: int | None = 1,
+    chunk_budget_bytes: int = 64 * 2**20,
 ):
     """Run the forward-mode scan; return (loss, vg, ggn, final_carry, outputs).
 
@@ -215,9 +241,9 @@ def sofo_scan_terms(
     [`neurodyn.value_and_sofo_grad_scan`][] for the arguments.
     """
     n_tangents = check_tangents(params, tangents)
-    check_xs(xs)
+    n_steps = check_xs(xs)
     dynamic, static = _split_by_tangents(params, tangents)
-    vt = tangents
+    vt, v_axes = _gemm_layout(tangents)
 
     def rebuild(d):
         return eqx.combine(d, static)
@@ -225,12 +251,12 @@ def sofo_scan_terms(
     if callable(carry0):
         # learnable initial state: Ṡ_0 = ∂s_0/∂θ · V
         def init(d):
-            c = carry0(rebuild(d))
-            cd, cs = eqx.partition(c, eqx.is_inexact_array)
-            return cd, cs
+            return eqx.partition(carry0(rebuild(d)), eqx.is_inexact_array)
 
         c_dyn, c_static = init(dynamic)
-        c_dot = jax.vmap(lambda v: jax.jvp(lambda d: init(d)[0], (dynamic,), (v,))[1])(vt)
+        c_dot = jax.vmap(
+            lambda v: jax.jvp(lambda d: init(d)[0], (dynamic,), (v,))[1], in_axes=(v_axes,)
+        )(vt)
     else:
         c_dyn, c_static = eqx.partition(carry0, eqx.is_inexact_array)
         c_dot = _carry_tangent_zeros(c_dyn, n_tangents)
@@ -243,32 +269,120 @@ def sofo_scan_terms(
     dtype = jnp.result_type(*[leaf.dtype for leaf in jax.tree.leaves(y_shape)])
     k = n_tangents
 
-    def body(state, x):
+    def split_step(d, c_dyn, c_static, x):
+        new_c, y = step(rebuild(d), eqx.combine(c_dyn, c_static), x)
+        new_dyn, new_static = eqx.partition(new_c, eqx.is_inexact_array)
+        return new_dyn, new_static, y
+
+    def terms(y, ydot, x):
+        if compute_ggn:
+            value, vg_t, ggn_t = loss_terms(loss, y, ydot, x, generic=generic_ggn)
+            return value, vg_t.astype(dtype), ggn_t.astype(dtype)
+        value, vg_t = loss_value_and_vg(loss, y, ydot, x)
+        return value, vg_t.astype(dtype), jnp.zeros((k, k), dtype)
+
+    def step_body(state, x):
+        """One step: primal once, K tangent lanes through both parameters and carry."""
         c_dyn, c_static, c_dot, total, vg, ggn = state
 
-        def f(d, c):
-            new_c, y = step(rebuild(d), eqx.combine(c, c_static), x)
-            new_dyn, new_static = eqx.partition(new_c, eqx.is_inexact_array)
-            return (new_dyn, y), new_static
-
         def lane(v, cd):
+            def f(d, c):
+                new_dyn, new_static, y = split_step(d, c, c_static, x)
+                return (new_dyn, y), new_static
+
             return jax.jvp(f, (dynamic, c_dyn), (v, cd), has_aux=True)
 
         (new_dyn, y), (new_dot, ydot), new_static = jax.vmap(
-            lane, out_axes=((None, None), (0, 0), None)
+            lane, in_axes=(v_axes, 0), out_axes=((None, None), (0, 0), None)
         )(vt, c_dot)
-        if compute_ggn:
-            value, vg_t, ggn_t = loss_terms(loss, y, ydot, x, generic=generic_ggn)
-            ggn = ggn + ggn_t.astype(dtype)
-        else:
-            value, vg_t = loss_value_and_vg(loss, y, ydot, x)
-        new_state = (new_dyn, new_static, new_dot, total + value, vg + vg_t.astype(dtype), ggn)
+        value, vg_t, ggn_t = terms(y, ydot, x)
+        new_state = (new_dyn, new_static, new_dot, total + value, vg + vg_t, ggn + ggn_t)
         return new_state, (y if return_outputs else None)
 
+    def chunk_body(state, xc):
+        """C steps at once (SPEC §2.4, re-associated for large matrix products).
+
+        The tangent recursion Ṡ_{t+1} = ∂F/∂s·Ṡ_t + ∂F/∂θ·V is linear in the tangents and the
+        primal trajectory does not depend on them. So over a chunk of C steps we (1) run the
+        primal and keep its C input carries, (2) compute every parameter drive ∂F/∂θ·V for the
+        C steps at once — for a rate network one (K·N × N) by (N × C·B) product instead of C
+        skinny ones — and (3) run the sequential part Ṡ_{t+1} = ∂F/∂s·Ṡ_t + drive_t. Memory is
+        O(C·K·state), independent of T.
+        """
+        c_dyn, c_static, c_dot, total, vg, ggn = state
+
+        def primal(carry, x):
+            cd, cs = carry
+            new_dyn, new_static, _ = split_step(dynamic, cd, cs, x)
+            return (new_dyn, new_static), carry
+
+        (end_dyn, end_static), (cin_dyn, cin_static) = jax.lax.scan(
+            primal, (c_dyn, c_static), xc, unroll=unroll
+        )
+
+        def drive(cd, cs, x):
+            def f(d):
+                new_dyn, _, y = split_step(d, cd, cs, x)
+                return new_dyn, y
+
+            return jax.vmap(lambda v: jax.jvp(f, (dynamic,), (v,))[1], in_axes=(v_axes,))(vt)
+
+        drive_c, drive_y = jax.vmap(drive)(cin_dyn, cin_static, xc)
+
+        def sequential(cdot, inp):
+            cd, cs, x, dc, dy = inp
+
+            def g(c):
+                new_dyn, _, y = split_step(dynamic, c, cs, x)
+                return new_dyn, y
+
+            (_, y), (new_dot, ydot) = jax.vmap(
+                lambda t: jax.jvp(g, (cd,), (t,)), out_axes=((None, None), (0, 0))
+            )(cdot)
+            new_dot = jax.tree.map(jnp.add, new_dot, dc)
+            ydot = jax.tree.map(jnp.add, ydot, dy)
+            return new_dot, (y, ydot)
+
+        end_dot, (ys, ydots) = jax.lax.scan(
+            sequential,
+            c_dot,
+            (cin_dyn, cin_static, xc, drive_c, drive_y),
+            unroll=unroll,
+        )
+        values, vgs, ggns = jax.vmap(terms)(ys, ydots, xc)
+        new_state = (
+            end_dyn,
+            end_static,
+            end_dot,
+            total + values.sum(),
+            vg + vgs.sum(0),
+            ggn + ggns.sum(0),
+        )
+        return new_state, (ys if return_outputs else None)
+
     zero = jnp.zeros((), dtype)
-    state0 = (c_dyn, c_static, c_dot, zero, jnp.zeros((k,), dtype), jnp.zeros((k, k), dtype))
-    final, outputs = jax.lax.scan(body, state0, xs, unroll=unroll)
-    c_dyn, c_static, _, total, vg, ggn = final
+    state = (c_dyn, c_static, c_dot, zero, jnp.zeros((k,), dtype), jnp.zeros((k, k), dtype))
+    if chunk_size is None:
+        chunk_size = _auto_chunk(n_steps, k, c_dyn, chunk_budget_bytes)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"`chunk_size` must be a positive int or None; got {chunk_size!r}.")
+    chunk_size = min(chunk_size, n_steps)
+    if chunk_size == 1:
+        state, outputs = jax.lax.scan(step_body, state, xs, unroll=unroll)
+    else:
+        n_chunks, rem = divmod(n_steps, chunk_size)
+        head = jax.tree.map(
+            lambda a: a[: n_chunks * chunk_size].reshape(n_chunks, chunk_size, *a.shape[1:]), xs
+        )
+        state, outputs = jax.lax.scan(chunk_body, state, head)
+        if return_outputs:
+            outputs = jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), outputs)
+        if rem:
+            tail = jax.tree.map(lambda a: a[n_chunks * chunk_size :], xs)
+            state, tail_out = chunk_body(state, tail)
+            if return_outputs:
+                outputs = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), outputs, tail_out)
+    c_dyn, c_static, _, total, vg, ggn = state
     return total, vg, (ggn if compute_ggn else None), eqx.combine(c_dyn, c_static), outputs
 
 
@@ -281,6 +395,7 @@ def value_and_sofo_grad_scan(
     generic_ggn: bool = False,
     return_outputs: bool = False,
     unroll: int = 1,
+    chunk_size: int | None = 1,
 ) -> Callable:
     r"""SOFO for a recurrent system rolled out with `lax.scan`, in memory constant in T.
 
@@ -297,6 +412,14 @@ def value_and_sofo_grad_scan(
     - `damping`, `damping_mode`, `generic_ggn`: as in [`neurodyn.value_and_sofo_grad`][].
     - `return_outputs`: also return the stacked y_t in `info["outputs"]` (memory O(T)).
     - `unroll`: passed to `lax.scan`.
+    - `chunk_size`: number of steps whose parameter drives ∂F/∂θ·V are computed together
+      (see below); `1` (default) is the plain per-step recursion, `None` picks up to 16
+      steps within a 64 MiB budget. The result does not depend on it (up to round-off).
+
+    Because the tangent recursion is linear and the primal does not depend on the tangents,
+    the scan runs in chunks of C steps: the primal first, then the C parameter drives at once
+    (large, efficient matrix products), then the sequential carry-tangent recursion. Memory is
+    O(C·K·state + K·P), constant in T.
 
     The returned function takes `params`, `tangents` (from [`neurodyn.sample_tangents`][]),
     `carry0` (the initial carry, or a function `params -> carry` when the initial state is
@@ -322,6 +445,7 @@ def value_and_sofo_grad_scan(
             generic_ggn=generic_ggn,
             return_outputs=return_outputs,
             unroll=unroll,
+            chunk_size=chunk_size,
         )
         extra = {"carry": carry}
         if return_outputs:
