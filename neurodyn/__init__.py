@@ -14,6 +14,8 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 from . import models as models
 from . import optim as optim
 from . import tasks as tasks
+from . import training as training
 from .optim import sample_tangents as sample_tangents
 from .optim import value_and_sofo_grad as value_and_sofo_grad
 from .optim import value_and_sofo_grad_scan as value_and_sofo_grad_scan
+from .training import fit as fit

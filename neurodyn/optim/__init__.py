@@ -14,6 +14,9 @@ from ._losses import generic_loss_terms as generic_loss_terms
 from ._losses import mse as mse
 from ._problem import FeedforwardProblem as FeedforwardProblem
 from ._problem import RecurrentProblem as RecurrentProblem
+from ._registry import from_config as from_config
+from ._registry import optimizer_names as optimizer_names
+from ._registry import register_optimizer as register_optimizer
 from ._sofo import sofo_scan_terms as sofo_scan_terms
 from ._sofo import value_and_sofo_grad as value_and_sofo_grad
 from ._sofo import value_and_sofo_grad_scan as value_and_sofo_grad_scan

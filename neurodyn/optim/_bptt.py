@@ -30,6 +30,7 @@ class BPTT(AbstractOptimizer):
 
     transform: Any = eqx.field(static=True, default=None)
     remat: bool = eqx.field(static=True, default=False)
+    learning_rate: float | None = eqx.field(static=True, default=None)  # for reports only
 
     name: ClassVar[str] = "bptt"
 
@@ -72,6 +73,10 @@ def bptt(transform=None) -> BPTT:
     return BPTT(transform=optax.adam(1e-3) if transform is None else transform)
 
 
-def adam(learning_rate=1e-3, *, eps=1e-8, b1=0.9, b2=0.999) -> BPTT:
+def adam(learning_rate=1e-3, *, eps=1e-8, b1=0.9, b2=0.999, remat: bool = False) -> BPTT:
     """BPTT + Adam (β1 = 0.9, β2 = 0.999, ε = 1e-8 by default; SPEC §2.8)."""
-    return BPTT(transform=optax.adam(learning_rate, b1=b1, b2=b2, eps=eps))
+    return BPTT(
+        transform=optax.adam(learning_rate, b1=b1, b2=b2, eps=eps),
+        remat=remat,
+        learning_rate=learning_rate if not callable(learning_rate) else None,
+    )

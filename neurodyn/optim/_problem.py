@@ -22,8 +22,8 @@ class RecurrentProblem(eqx.Module):
       noise).
     """
 
-    step: Callable = eqx.field(static=True)
-    loss: Callable = eqx.field(static=True)
+    step: Callable
+    loss: Callable
     carry0: Any
     xs: Any
 
@@ -65,8 +65,8 @@ class FeedforwardProblem(eqx.Module):
     convex in y); `args`, a tuple.
     """
 
-    fun: Callable = eqx.field(static=True)
-    loss: Callable = eqx.field(static=True)
+    fun: Callable
+    loss: Callable
     args: tuple = ()
 
     def value(self, params):

@@ -1,0 +1,274 @@
+"""`nd.fit`: every optimizer, history, retries on non-finite steps, checkpoints and resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+
+import neurodyn as nd
+from neurodyn.training import CheckpointError, FitError, list_checkpoints
+
+from ._fit_fixtures import TeacherTask
+
+REPO = Path(__file__).resolve().parents[1]
+
+OPTIMIZERS = {
+    "sofo": lambda: nd.optim.sofo(learning_rate=1.0, n_tangents=16, damping=1e-3),
+    "first-order-sofo": lambda: nd.optim.first_order_sofo(learning_rate=0.3, n_tangents=16),
+    "fgd": lambda: nd.optim.fgd(learning_rate=0.01, n_tangents=16),
+    "adam": lambda: nd.optim.adam(1e-2),
+}
+
+
+@pytest.fixture(scope="module")
+def task():
+    return TeacherTask(key=jr.PRNGKey(0))
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_fit_lowers_the_loss_with_every_optimizer(task, name):
+    model = task.default_model(key=jr.PRNGKey(1))
+    before = task.evaluate(model, key=jr.PRNGKey(9))["mse"]
+    result = nd.fit(
+        model,
+        task,
+        OPTIMIZERS[name](),
+        n_iters=40,
+        batch_size=16,
+        key=jr.PRNGKey(2),
+        progress=False,
+        eval_every=20,
+    )
+    after = result.final_metrics["mse"]
+    assert after < 0.8 * before, (before, after)
+    assert np.all(np.isfinite(result.history["loss"].values))
+
+
+def test_history_has_the_documented_variables(task):
+    model = task.default_model(key=jr.PRNGKey(1))
+    result = nd.fit(
+        model,
+        task,
+        OPTIMIZERS["sofo"](),
+        n_iters=12,
+        batch_size=8,
+        key=jr.PRNGKey(2),
+        progress=False,
+        eval_every=5,
+        log_every=4,
+    )
+    h = result.history
+    assert list(h["iteration"].values) == list(range(1, 13))
+    for name in (
+        "loss",
+        "finite",
+        "retries",
+        "wall_time",
+        "damping",
+        "top_eigenvalue",
+        "learning_rate",
+        "eval_mse",
+    ):
+        assert name in h, name
+        assert "units" in h[name].attrs and "long_name" in h[name].attrs
+    assert np.all(np.diff(h["wall_time"].values) >= 0)
+    evaluated = np.isfinite(h["eval_mse"].values)
+    assert list(h["iteration"].values[evaluated]) == [5, 10, 12]
+    assert np.all(h["learning_rate"].values == 1.0)
+
+
+def test_same_seed_same_run(task):
+    runs = [
+        nd.fit(
+            task.default_model(key=jr.PRNGKey(1)),
+            task,
+            OPTIMIZERS["sofo"](),
+            n_iters=8,
+            batch_size=8,
+            key=jr.PRNGKey(3),
+            progress=False,
+            eval_every=0,
+        )
+        for _ in range(2)
+    ]
+    assert np.array_equal(runs[0].model.W, runs[1].model.W)
+    assert np.array_equal(runs[0].history["loss"].values, runs[1].history["loss"].values)
+
+
+def test_non_finite_losses_are_rejected_and_retried():
+    task = TeacherTask(key=jr.PRNGKey(0), p_nan=0.3)
+    model = task.default_model(key=jr.PRNGKey(1))
+    seen = []
+    result = nd.fit(
+        model,
+        task,
+        OPTIMIZERS["sofo"](),
+        n_iters=30,
+        batch_size=8,
+        key=jr.PRNGKey(2),
+        progress=False,
+        eval_every=0,
+        log_every=1,
+        callbacks=[lambda it, recs, m: seen.append(bool(jnp.isfinite(m.W).all()))],
+    )
+    retries = result.history["retries"].values
+    assert retries.sum() > 0  # some batches were NaN and were redrawn
+    assert np.all(result.history["finite"].values)
+    assert all(seen)
+    assert np.all(np.isfinite(np.asarray(result.model.W)))
+
+
+def test_always_non_finite_stops_with_a_clear_error():
+    task = TeacherTask(key=jr.PRNGKey(0), p_nan=1.0)
+    model = task.default_model(key=jr.PRNGKey(1))
+    with pytest.raises(FitError, match="not finite after 2 retries"):
+        nd.fit(
+            model,
+            task,
+            OPTIMIZERS["sofo"](),
+            n_iters=5,
+            batch_size=8,
+            key=jr.PRNGKey(2),
+            progress=False,
+            eval_every=0,
+            max_retries=2,
+        )
+
+
+def test_bad_arguments(task):
+    model = task.default_model(key=jr.PRNGKey(1))
+    with pytest.raises(ValueError, match="batch_size"):
+        nd.fit(model, task, n_iters=1, batch_size=0, key=jr.PRNGKey(0), progress=False)
+    with pytest.raises(TypeError, match="n_iters"):
+        nd.fit(model, task, n_iters=1.5, batch_size=2, key=jr.PRNGKey(0), progress=False)
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        nd.fit(model, task, n_iters=1, batch_size=2, key=jr.PRNGKey(0), resume=True, progress=False)
+    with pytest.raises(TypeError, match="optimizer"):
+        nd.fit(model, task, "adam", n_iters=1, batch_size=2, key=jr.PRNGKey(0))
+
+
+class CountingTask(TeacherTask):
+    """Counts how often `sample` is traced (a trace-time side effect)."""
+
+    def sample(self, *, key, batch_size):
+        TRACES.append(1)
+        return super().sample(key=key, batch_size=batch_size)
+
+
+TRACES = []
+
+
+def test_no_recompilation_after_the_first_step():
+    task = CountingTask(key=jr.PRNGKey(0))
+    model = task.default_model(key=jr.PRNGKey(1))
+    TRACES.clear()
+    nd.fit(
+        model,
+        task,
+        OPTIMIZERS["sofo"](),
+        n_iters=6,
+        batch_size=8,
+        key=jr.PRNGKey(2),
+        progress=False,
+        eval_every=0,
+        log_every=2,
+        max_retries=0,
+    )
+    assert len(TRACES) == 1
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _run_script(ckpt_dir, out, n_iters, resume=False, slow=False, wait=True):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
+    cmd = [
+        sys.executable,
+        str(REPO / "tests" / "_resume_script.py"),
+        str(ckpt_dir),
+        str(out),
+        str(n_iters),
+        "1" if resume else "0",
+        "1" if slow else "0",
+    ]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if wait:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()[-3000:]
+    return proc
+
+
+def test_kill_and_resume_is_bit_identical(tmp_path):
+    n_iters = 24
+    _run_script(tmp_path / "full", tmp_path / "full.npz", n_iters)
+    proc = _run_script(tmp_path / "killed", tmp_path / "killed.npz", n_iters, slow=True, wait=False)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        ckpts = list_checkpoints(tmp_path / "killed")
+        if ckpts and int(ckpts[-1].name[5:13]) >= 9:
+            break
+        if proc.poll() is not None:
+            pytest.fail("the training process ended before it could be killed")
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    last = int(list_checkpoints(tmp_path / "killed")[-1].name[5:13])
+    assert 9 <= last < n_iters
+    assert not (tmp_path / "killed.npz").exists()
+    _run_script(tmp_path / "killed", tmp_path / "killed.npz", n_iters, resume=True)
+    full, resumed = np.load(tmp_path / "full.npz"), np.load(tmp_path / "killed.npz")
+    assert np.array_equal(full["W"], resumed["W"])
+    assert np.array_equal(full["W_out"], resumed["W_out"])
+    assert np.array_equal(full["loss"], resumed["loss"])
+
+
+def test_corrupt_checkpoint_is_named_and_previous_kept(task, tmp_path):
+    model = task.default_model(key=jr.PRNGKey(1))
+    kwargs = dict(
+        batch_size=8,
+        key=jr.PRNGKey(2),
+        progress=False,
+        eval_every=0,
+        checkpoint_dir=tmp_path,
+        checkpoint_every=2,
+    )
+    nd.fit(model, task, OPTIMIZERS["sofo"](), n_iters=6, **kwargs)
+    ckpts = list_checkpoints(tmp_path)
+    assert [p.name for p in ckpts] == ["ckpt_00000004.eqx", "ckpt_00000006.eqx"]
+    data = bytearray(ckpts[-1].read_bytes())
+    data[-10] ^= 0xFF
+    ckpts[-1].write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt"):
+        nd.fit(model, task, OPTIMIZERS["sofo"](), n_iters=8, resume=True, **kwargs)
+    assert ckpts[0].exists()
+    ckpts[-1].write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(CheckpointError, match="truncated"):
+        nd.fit(model, task, OPTIMIZERS["sofo"](), n_iters=8, resume=True, **kwargs)
+
+
+def test_mismatched_checkpoint_says_what_differs(task, tmp_path):
+    model = task.default_model(key=jr.PRNGKey(1))
+    kwargs = dict(
+        key=jr.PRNGKey(2), progress=False, eval_every=0, checkpoint_dir=tmp_path, checkpoint_every=2
+    )
+    nd.fit(model, task, OPTIMIZERS["sofo"](), n_iters=2, batch_size=8, **kwargs)
+    with pytest.raises(CheckpointError, match="batch_size"):
+        nd.fit(model, task, OPTIMIZERS["sofo"](), n_iters=4, batch_size=4, resume=True, **kwargs)
+    with pytest.raises(CheckpointError, match="seed"):
+        nd.fit(
+            model,
+            task,
+            OPTIMIZERS["sofo"](),
+            n_iters=4,
+            batch_size=8,
+            resume=True,
+            **{**kwargs, "key": jr.PRNGKey(99)},
+        )
