@@ -100,7 +100,7 @@ def check_n_tangents(n_tangents, params, trainable) -> None:
         )
 
 
-def forward_terms(problem, params, tangents, *, compute_ggn, generic_ggn=False):
+def forward_terms(problem, params, tangents, *, compute_ggn, generic_ggn=False, chunk_size=1):
     """One forward-mode pass over a problem: (loss, Vᵀg, G̃ or None)."""
     check_problem(problem)
     if isinstance(problem, RecurrentProblem):
@@ -113,6 +113,7 @@ def forward_terms(problem, params, tangents, *, compute_ggn, generic_ggn=False):
             problem.xs,
             compute_ggn=compute_ggn,
             generic_ggn=generic_ggn,
+            chunk_size=chunk_size,
         )
     else:
         value, vg, ggn, _ = sofo_terms(

@@ -73,6 +73,7 @@ class SOFO(AbstractOptimizer):
       are Martens' (2010) thresholds (1/4, 3/4); the reference's are (0, 1). Only with the
       default SGD transform without momentum. λ stays within `damping_bounds`.
     - `generic_ggn`: always use forward-over-reverse on the loss (for testing closed forms).
+    - `chunk_size`: see [`neurodyn.value_and_sofo_grad_scan`][] (recurrent problems only).
 
     ??? cite "Reference"
         Yu, Xia, Ma, Lengyel & Hennequin. *Second-order forward-mode optimization of recurrent
@@ -92,6 +93,7 @@ class SOFO(AbstractOptimizer):
     lm_factors: tuple[float, float] = (1.5, 2.0 / 3.0)
     damping_bounds: tuple[float, float] = (1e-9, 1e3)
     generic_ggn: bool = eqx.field(static=True, default=False)
+    chunk_size: int | None = eqx.field(static=True, default=1)
 
     name: ClassVar[str] = "sofo"
     uses_tangents: ClassVar[bool] = True
@@ -135,7 +137,12 @@ class SOFO(AbstractOptimizer):
         """Loss, SOFO direction and diagnostics, without updating anything."""
         tangents = draw_tangents(key, params, self.n_tangents, self.tangents, trainable)
         value, vg, ggn = forward_terms(
-            problem, params, tangents, compute_ggn=True, generic_ggn=self.generic_ggn
+            problem,
+            params,
+            tangents,
+            compute_ggn=True,
+            generic_ggn=self.generic_ggn,
+            chunk_size=self.chunk_size,
         )
         sol = damped_solve(ggn, vg, state.damping, self.damping_mode)
         direction = combine_tangents(tangents, sol.alpha)
