@@ -82,12 +82,21 @@ class AbstractTask(eqx.Module):
     @abc.abstractmethod
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]: ...
 
+    def loss_function(self) -> Callable:
+        """The per-step loss as the object handed to the optimizer (default: `self.loss`).
+
+        Tasks whose loss is a `neurodyn.optim.AbstractLoss` (`mse`, `cross_entropy`) return
+        that object here, so that SOFO uses its closed-form GGN instead of differentiating a
+        bound method, and so that the problem's static loss never hashes the task's arrays.
+        """
+        return self.loss
+
     def problem(self, model, batch: Batch, *, key):
         """The optimizer's problem for `model` on `batch` (noise drawn from `key`)."""
         extra = {"target": batch.targets}
         if batch.weights is not None:
             extra["weight"] = batch.weights
-        return rollout_problem(model, batch.inputs, self.loss, key=key, extra=extra)
+        return rollout_problem(model, batch.inputs, self.loss_function(), key=key, extra=extra)
 
     @property
     def dt(self) -> float:
@@ -96,6 +105,13 @@ class AbstractTask(eqx.Module):
 
     def conditions(self) -> Batch | None:
         """The canonical evaluation conditions (e.g. 8 reach directions), if the task has any."""
+        return None
+
+    def success_criterion(self) -> tuple[str, float, str] | None:
+        """`(metric, threshold, "below" | "above")`: when a run counts as solved.
+
+        Used by `neurodyn compare` and the benchmarks for the time to reach the success level.
+        """
         return None
 
 
@@ -140,3 +156,31 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"`{name}` must be >= {minimum}; got {value}.")
     return int(value)
+
+
+OPTIMIZER_NAMES: tuple[str, ...] = ("sofo", "adam", "fgd", "first-order-sofo")
+"""Optimizer names a task's `hyperparameters(optimizer)` answers for."""
+
+
+def select_hyperparameters(table: dict, size: str, optimizer: str, task: str) -> dict[str, Any]:
+    """A copy of `table[size][optimizer]`, with errors that name the accepted values.
+
+    `table` maps each size in `SIZES` to a dict keyed by optimizer name (see
+    `OPTIMIZER_NAMES`); every entry holds at least `n_iters`, `batch_size` and
+    `learning_rate` (plus `n_tangents` and `damping` for the tangent methods).
+    """
+    if size not in table:
+        raise ValueError(f"`size` must be one of {tuple(table)}; got {size!r}.")
+    if optimizer not in table[size]:
+        raise ValueError(
+            f"no hyperparameters for optimizer {optimizer!r} on task {task!r}; accepted: "
+            f"{', '.join(table[size])}."
+        )
+    return dict(table[size][optimizer])
+
+
+def check_size(size) -> str:
+    """Trace-time check of a task size (`"cpu"` or `"paper"`)."""
+    if size not in SIZES:
+        raise ValueError(f"`size` must be one of {SIZES}; got {size!r}.")
+    return size
