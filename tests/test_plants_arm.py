@@ -126,9 +126,14 @@ def test_rest_hand_position():
 def test_hand_velocity_is_jvp_of_position(getkey):
     arm = TwoJointArm.from_preset("li_todorov_2004")
     ys = _random_states(getkey(), 16)
-    for y in ys:
+
+    @jax.jit
+    @jax.vmap
+    def both(y):
         _, jvp = jax.jvp(arm.forward_kinematics, (y[:2],), (y[2:],))
-        assert np.allclose(arm.hand_velocity(y), jvp, rtol=1e-12, atol=1e-14)
+        return arm.hand_velocity(y), jvp
+
+    assert np.allclose(*both(ys), rtol=1e-12, atol=1e-14)
 
 
 def _rk4(field, y, dt, n):
@@ -274,26 +279,24 @@ def test_default_step_is_explicit_euler(getkey):
 def test_joint_limits():
     limits = ((0.0, 140 * DEG), (0.0, 160 * DEG))
     arm = TwoJointArm(joint_limits=limits)
+    free = TwoJointArm()
+    step = jax.jit(lambda y, u: arm.step(y, u, 2e-3))
     # Shoulder about to pass its upper bound, elbow moving inward from its lower bound.
-    y = arm.initial_state(jnp.array([139.9 * DEG, 0.0]), jnp.array([1.0, 0.5]))
-    y1 = arm.step(y, jnp.zeros(2), 2e-3)
+    y1 = step(arm.initial_state(jnp.array([139.9 * DEG, 0.0]), jnp.array([1.0, 0.5])), jnp.zeros(2))
     assert float(y1[0]) == pytest.approx(140 * DEG, abs=1e-15)
     assert float(y1[2]) == 0.0  # outward velocity removed
     assert float(y1[3]) > 0.0  # inward velocity kept
     # At the lower bound, pushed further out: clamped and stopped.
-    y = arm.initial_state(jnp.array([0.5, 0.0]), jnp.array([0.0, -2.0]))
-    y1 = arm.step(y, jnp.zeros(2), 2e-3)
+    y1 = step(arm.initial_state(jnp.array([0.5, 0.0]), jnp.array([0.0, -2.0])), jnp.zeros(2))
     assert float(y1[1]) == 0.0 and float(y1[3]) == 0.0
     # Inside the box nothing changes.
-    free = TwoJointArm()
     y = free.initial_state(jnp.array([0.5, 1.0]), jnp.array([0.3, -0.2]))
-    assert tree_allclose(
-        arm.step(y, jnp.ones(2), 2e-3), free.step(y, jnp.ones(2), 2e-3), rtol=0, atol=0
-    )
+    free_step = jax.jit(lambda y, u: free.step(y, u, 2e-3))
+    assert tree_allclose(step(y, jnp.ones(2)), free_step(y, jnp.ones(2)), rtol=0, atol=0)
     # Gradients through the clamp are finite (non-differentiable at the bound).
     y = arm.initial_state(jnp.array([140 * DEG, 160 * DEG]), jnp.array([1.0, 1.0]))
-    grad = jax.grad(lambda y, u: jnp.sum(arm.step(y, u, 2e-3) ** 2), argnums=(0, 1))(y, jnp.ones(2))
-    assert all(np.all(np.isfinite(g)) for g in grad)
+    grad = jax.jit(jax.grad(lambda y, u: jnp.sum(step(y, u) ** 2), argnums=(0, 1)))
+    assert all(np.all(np.isfinite(g)) for g in grad(y, jnp.ones(2)))
 
 
 def test_max_stable_dt_is_conservative(getkey):
@@ -372,5 +375,6 @@ def test_vmap_over_trials(getkey):
     ys = _random_states(getkey(), 8)
     us = jax.random.normal(getkey(), (8, 2))
     batched = eqx.filter_jit(jax.vmap(lambda y, u: arm.step(y, u, 2e-3)))(ys, us)
+    step = jax.jit(lambda y, u: arm.step(y, u, 2e-3))
     for y, u, b in zip(ys, us, batched):
-        assert np.allclose(arm.step(y, u, 2e-3), b, rtol=1e-14, atol=1e-15)
+        assert np.allclose(step(y, u), b, rtol=1e-14, atol=1e-15)
