@@ -119,9 +119,19 @@ def balanced_dale_weights(
         Lett. 97, 188104 (2006).
     """
     n = signs.shape[0]
+    return balance_dale(jr.normal(key, (n, n), dtype), signs, mask)
+
+
+def balance_dale(
+    standard_normal: Float[Array, "post pre"],
+    signs: Int[Array, " neuron"],
+    mask: Bool[Array, "post pre"] | None,
+) -> Float[Array, "post pre"]:
+    """[`neurodyn.models.balanced_dale_weights`][] from an already drawn N(0, 1) matrix."""
+    n = signs.shape[0]
     present = jnp.ones((n, n), bool) if mask is None else mask
     density = jnp.maximum(jnp.mean(present), 1.0 / max(n, 1))
-    magnitude = jnp.abs(jr.normal(key, (n, n), dtype)) / jnp.sqrt(density * n)
+    magnitude = jnp.abs(standard_normal) / jnp.sqrt(density * n)
     magnitude = jnp.where(present, magnitude, 0.0)
     excitatory = (signs > 0)[None, :]
     exc_sum = jnp.sum(jnp.where(excitatory, magnitude, 0.0), axis=1, keepdims=True)

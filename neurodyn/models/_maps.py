@@ -21,6 +21,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ..optim import count_params
 from ._activations import resolve_activation
 from ._base import AbstractRecurrentModel
+from ._init import normal_blocks
 from ._validation import check_choice, check_real, check_size
 
 
@@ -68,11 +69,11 @@ class LorenzMap(AbstractRecurrentModel):
         d = self.n_state = check_size(n_state, "n_state")
         h = self.n_hidden = check_size(n_hidden, "n_hidden")
         linear_init = check_real(linear_init, "linear_init")
-        k_c, k_w = jr.split(key)
+        z_c, z_w = normal_blocks(key, [(h, d), (d, h)])
         self.A = linear_init * jnp.eye(d)
-        self.C = jr.normal(k_c, (h, d)) / math.sqrt(d)
+        self.C = z_c / math.sqrt(d)
         self.b = jnp.zeros(h)
-        self.W = jr.normal(k_w, (d, h)) * (0.1 / math.sqrt(h))
+        self.W = z_w * (0.1 / math.sqrt(h))
 
     def initial_state(self, key: PRNGKeyArray | None = None) -> Float[Array, " state"]:
         if key is None:
@@ -142,14 +143,14 @@ class OneShotNet(AbstractRecurrentModel):
         r = self.n_latent = check_size(n_latent, "n_latent")
         h = self.n_hidden = check_size(n_hidden, "n_hidden")
         self.logits = check_choice(logits, "logits", ("relu", "linear"))
-        k_c, k_w, k_in, k_o = jr.split(key, 4)
+        z_c, z_w, z_in, z_out = normal_blocks(key, [(h, r), (r, h), (r, n_in), (c, r)])
         self.A = jnp.zeros((r, r))
-        self.C = jr.normal(k_c, (h, r)) / math.sqrt(r)
+        self.C = z_c / math.sqrt(r)
         self.e = jnp.zeros(h)
-        self.W = jr.normal(k_w, (r, h)) / math.sqrt(h)
-        self.W_in = jr.normal(k_in, (r, n_in)) / math.sqrt(n_in)
+        self.W = z_w / math.sqrt(h)
+        self.W_in = z_in / math.sqrt(n_in)
         self.d = jnp.zeros(r)
-        self.W_out = jr.normal(k_o, (c, r)) / math.sqrt(r)
+        self.W_out = z_out / math.sqrt(r)
 
     def initial_state(self, key: PRNGKeyArray | None = None) -> Float[Array, " latent"]:
         del key
@@ -209,12 +210,12 @@ class MLP(eqx.Module):
         )
         self.sizes = sizes
         self.activation_name, self.activation = resolve_activation(activation)
-        keys = jr.split(key, len(sizes) - 1)
+        normals = normal_blocks(key, list(zip(sizes[1:], sizes[:-1])))
         weights, biases = [], []
-        for i, (k, fan_in, fan_out) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
+        for i, (z, fan_in, fan_out) in enumerate(zip(normals, sizes[:-1], sizes[1:])):
             hidden = i < len(sizes) - 2
             gain = 2.0 if hidden and self.activation_name == "relu" else 1.0
-            weights.append(jr.normal(k, (fan_out, fan_in)) * math.sqrt(gain / fan_in))
+            weights.append(z * math.sqrt(gain / fan_in))
             biases.append(jnp.zeros(fan_out))
         self.weights, self.biases = tuple(weights), tuple(biases)
 

@@ -18,6 +18,7 @@ import jax.random as jr
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._base import AbstractRecurrentModel
+from ._init import normal_blocks, uniform_blocks
 from ._rate_rnn import RateRNN
 from ._validation import check_real, check_size, check_time_constants
 
@@ -50,8 +51,10 @@ class KalmanRNN(AbstractRecurrentModel):
     - `key`: PRNG key (required, keyword-only).
 
     Initialisation (§3.2): W ~ N(0, 1/N); W_in ~ N(0, 1) (SPEC's b); b = 0 (SPEC's e);
-    W_out = pinv(W_in), which for one observation is bᵀ/‖b‖², so that at initialisation
-    x̂_0 = y_0 (the network "repeats the observation").
+    W_out = pinv(W_in), which for one observation is bᵀ/‖b‖²: the readout inverts the input
+    projection (W_out W_in = I), the reference's "repeat the observation" initialisation. It
+    is exact for a linear network; through the ReLU about half of the projection passes, so
+    x̂ starts near a scaled copy of the observation.
 
     ??? cite "Reference"
         Yu et al., NeurIPS 2024 (code: `examples/kalman_rnn_no_gain.ml`, SPEC §3.2).
@@ -84,9 +87,9 @@ class KalmanRNN(AbstractRecurrentModel):
                 f"observation); got n_inputs = {n_inputs}, n_outputs = {n_outputs}."
             )
         self.alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_minimum=True)
-        k_w, k_in = jr.split(key)
-        self.W = jr.normal(k_w, (n, n)) / math.sqrt(n)
-        self.W_in = jr.normal(k_in, (n, self.n_inputs))
+        z_w, z_in = normal_blocks(key, [(n, n), (n, self.n_inputs)])
+        self.W = z_w / math.sqrt(n)
+        self.W_in = z_in
         self.b = jnp.zeros(n)
         self.W_out = jnp.linalg.pinv(self.W_in)
 
@@ -142,7 +145,7 @@ def motor_rnn(
     tau, dt = check_time_constants(tau, dt)
     if rate_noise is None:
         rate_noise = 0.2 * math.sqrt(tau / dt)  # SPEC §3.4
-    k_net, k_w, k_in, k_fb, k_out = jr.split(key, 5)
+    k_net, k_init = jr.split(key)
     net = RateRNN(
         n,
         n_inputs + n_feedback,
@@ -157,15 +160,12 @@ def motor_rnn(
         readout_bias=False,
         key=k_net,
     )
-    W = jr.normal(k_w, (n, n)) * (0.5 / n)
-    W_in = jnp.concatenate(
-        [
-            jr.normal(k_in, (n, n_inputs)) * (0.1 / math.sqrt(max(n_inputs, 1))),
-            0.1 * jr.normal(k_fb, (n, n_feedback)),
-        ],
-        axis=1,
+    z_w, z_in, z_fb, z_out = normal_blocks(
+        k_init, [(n, n), (n, n_inputs), (n, n_feedback), (net.n_outputs, n)]
     )
-    W_out = jr.normal(k_out, (net.n_outputs, n)) * (0.1 / n)
+    W = z_w * (0.5 / n)
+    W_in = jnp.concatenate([z_in * (0.1 / math.sqrt(max(n_inputs, 1))), 0.1 * z_fb], axis=1)
+    W_out = z_out * (0.1 / n)
     return eqx.tree_at(lambda m: (m.W, m.W_in, m.W_out), net, (W, W_in, W_out))
 
 
@@ -192,7 +192,7 @@ def flip_flop_rnn(
     n_bits = check_size(n_bits, "n_bits")
     n = check_size(n_neurons, "n_neurons")
     gain = check_real(gain, "gain", minimum=0.0)
-    k_net, k_w, k_b, k_in, k_out = jr.split(key, 5)
+    k_net, k_normal, k_uniform = jr.split(key, 3)
     net = RateRNN(
         n,
         n_bits,
@@ -207,10 +207,11 @@ def flip_flop_rnn(
         feedback=True,
         key=k_net,
     )
-    W = jr.normal(k_w, (n, n)) * (gain / math.sqrt(n))
-    b = jr.normal(k_b, (n,)) * (gain / math.sqrt(n))
-    W_in = jr.uniform(k_in, (n, n_bits), minval=-1.0, maxval=1.0)
-    W_out = jr.normal(k_out, (n_bits, n)) / math.sqrt(n)
+    z_w, z_b, z_out = normal_blocks(k_normal, [(n, n), (n,), (n_bits, n)])
+    W = z_w * (gain / math.sqrt(n))
+    b = z_b * (gain / math.sqrt(n))
+    (W_in,) = uniform_blocks(k_uniform, [(n, n_bits)])
+    W_out = z_out / math.sqrt(n)
     return eqx.tree_at(lambda m: (m.W, m.b, m.W_in, m.W_out), net, (W, b, W_in, W_out))
 
 
@@ -253,7 +254,8 @@ def reservoir_rnn(
         frozen=("W", "W_in"),
         key=k_net,
     )
-    W = jr.normal(k_w, (n, n)) * (gain / math.sqrt(n))
-    W_in = jr.uniform(k_in, (n, n_bits), minval=-1.0, maxval=1.0)
+    (z_w,) = normal_blocks(k_w, [(n, n)])
+    W = z_w * (gain / math.sqrt(n))
+    (W_in,) = uniform_blocks(k_in, [(n, n_bits)])
     W_out = jnp.zeros((n_bits, n))
     return eqx.tree_at(lambda m: (m.W, m.W_in, m.W_out), net, (W, W_in, W_out))

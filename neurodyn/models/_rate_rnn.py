@@ -17,12 +17,13 @@ from ._activations import resolve_activation
 from ._base import AbstractRecurrentModel
 from ._constraints import (
     apply_dale,
-    balanced_dale_weights,
+    balance_dale,
     connectivity_mask,
     dale_signs,
     n_excitatory,
     scale_to_spectral_radius,
 )
+from ._init import normal_blocks
 from ._validation import check_choice, check_real, check_size, check_time_constants
 
 PARAMETER_NAMES: tuple[str, ...] = ("W", "W_in", "b", "W_out", "b_out", "x0")
@@ -234,7 +235,10 @@ class RateRNN(AbstractRecurrentModel):
                 )
             mask = jnp.asarray(mask)
 
-        k_rec, k_mask, k_in, k_out, k_fb = jr.split(key, 5)
+        k_normal, k_mask, k_fb = jr.split(key, 3)
+        z_rec, z_in, z_out = normal_blocks(
+            k_normal, [(n, n), (n, self.n_inputs), (self.n_outputs, n)]
+        )
         self.recurrent_mask = connectivity_mask(
             k_mask, n, connectivity=connectivity, mask=mask, self_connections=self_connections
         )
@@ -246,7 +250,7 @@ class RateRNN(AbstractRecurrentModel):
             self.signs = None
             present = self.recurrent_mask
             density = 1.0 if present is None else jnp.maximum(jnp.mean(present), 1.0 / n)
-            W = jr.normal(k_rec, (n, n)) / jnp.sqrt(density * n)
+            W = z_rec / jnp.sqrt(density * n)
             if present is not None:
                 W = jnp.where(present, W, 0.0)
         else:
@@ -256,19 +260,19 @@ class RateRNN(AbstractRecurrentModel):
                     '`readout_from="excitatory"` needs at least one excitatory neuron; '
                     f"excitatory_fraction = {excitatory_fraction} gives none of {n}."
                 )
-            W = balanced_dale_weights(k_rec, self.signs, self.recurrent_mask)
+            W = balance_dale(z_rec, self.signs, self.recurrent_mask)
         if spectral_radius is not None:
             W = scale_to_spectral_radius(W, spectral_radius)
         # Dale: store the free parameter with |W_free| = |W|, so weights() returns W itself.
         self.W = W if self.signs is None else jnp.abs(W)
 
-        self.W_in = jr.normal(k_in, (n, self.n_inputs)) / math.sqrt(max(self.n_inputs, 1))
+        self.W_in = z_in / math.sqrt(max(self.n_inputs, 1))
         if readout_from == "excitatory":
             n_read = n_excitatory(n, excitatory_fraction)
             read = np.arange(n) < n_read
-            self.W_out = jr.normal(k_out, (self.n_outputs, n)) * read / math.sqrt(n_read)
+            self.W_out = z_out * read / math.sqrt(n_read)
         else:
-            self.W_out = jr.normal(k_out, (self.n_outputs, n)) / math.sqrt(n)
+            self.W_out = z_out / math.sqrt(n)
         self.b = jnp.zeros(n) if bias else None
         self.b_out = jnp.zeros(self.n_outputs) if readout_bias else None
         self.x0 = jnp.zeros(n) if learn_initial_state else None
