@@ -11,8 +11,10 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
+from . import analysis as analysis
 from . import models as models
 from . import optim as optim
+from . import plants as plants
 from . import tasks as tasks
 from . import training as training
 from .optim import sample_tangents as sample_tangents

@@ -63,6 +63,8 @@ def _flag_overrides(args) -> dict:
             set_path(out, path, value)
     if getattr(args, "optimizer", None):
         set_path(out, ["optimizer", "name"], args.optimizer)
+    if getattr(args, "plant", None):
+        set_path(out, ["task_options", "plant"], args.plant)
     return out
 
 
@@ -76,7 +78,11 @@ def resolve_config(task_name: str | None, args, base: dict | None = None) -> dic
     user = merge(user, _flag_overrides(args))
     for item in getattr(args, "set", None) or []:
         path, value = parse_assignment(item)
+        if path[0] == "task" and len(path) > 1:  # --set task.plant=torque: a task option
+            path = ["task_options", *path[1:]]
         set_path(user, path, value)
+    if isinstance(user.get("task"), dict):
+        user["task_options"] = merge(user.get("task_options", {}), user.pop("task"))
     name = task_name or user.get("task")
     if not name:
         raise ConfigError("no task given (as the TASK argument or `task = ...` in the config).")
@@ -84,7 +90,13 @@ def resolve_config(task_name: str | None, args, base: dict | None = None) -> dic
         raise ConfigError(f"the config file is for task {user['task']!r}, not {name!r}.")
     size = user.get("size", "cpu")
     opt_name = user.get("optimizer", {}).get("name", "sofo")
-    task_options = user.get("task", {}) if isinstance(user.get("task"), dict) else {}
+    from .optim import optimizer_names
+
+    if opt_name not in optimizer_names():
+        raise ConfigError(
+            f"unknown optimizer {opt_name!r}; accepted: {', '.join(optimizer_names())}."
+        )
+    task_options = dict(user.get("task_options", {}))
     task = tasks.get(name, size=size, **task_options)
     try:
         hp = dict(task.hyperparameters(opt_name))
@@ -92,7 +104,7 @@ def resolve_config(task_name: str | None, args, base: dict | None = None) -> dic
         raise ConfigError(
             f"task {name!r} has no hyperparameters for optimizer {opt_name!r}: {err}"
         ) from None
-    from .optim import TRAINING_KEYS
+    from .optim._registry import TRAINING_KEYS
 
     defaults = {
         "task": name,
@@ -101,7 +113,7 @@ def resolve_config(task_name: str | None, args, base: dict | None = None) -> dic
         "optimizer": {"name": opt_name, **{k: v for k, v in hp.items() if k not in TRAINING_KEYS}},
         "training": {**TRAINING_DEFAULTS, **{k: v for k, v in hp.items() if k in TRAINING_KEYS}},
     }
-    user = {k: v for k, v in user.items() if k != "task"}
+    user = {k: v for k, v in user.items() if k not in ("task", "task_options")}
     config = merge(defaults, user)
     config["task_options"] = task_options
     return config
@@ -170,7 +182,8 @@ def write_history(history, path: Path) -> None:
     save(history, path)
 
 
-def _print_metrics(metrics: dict[str, float], stream=sys.stdout) -> None:
+def _print_metrics(metrics: dict[str, float], stream=None) -> None:
+    stream = stream or sys.stdout
     if not metrics:
         return
     width = max(len(k) for k in metrics)
@@ -264,7 +277,6 @@ def cmd_fit(args) -> int:
     base = None
     if args.resume and (out / "config.toml").exists():
         base = read_toml(out / "config.toml")
-        base.pop("task_options", None)
     _prepare_out(out, args.resume, args.force)
     config = resolve_config(args.task, args, base)
     summary = run_fit(
@@ -393,6 +405,12 @@ def _add_training_flags(p: argparse.ArgumentParser, with_optimizer: bool = True)
         metavar="N",
         help="evaluate every N iterations (default: at the end)",
     )
+    p.add_argument(
+        "--plant",
+        choices=["muscle", "torque"],
+        default=None,
+        help="arm tasks: six-muscle arm or torque-driven arm (same as --set task.plant=...)",
+    )
     p.add_argument("--config", default=None, metavar="run.toml", help="a TOML run configuration")
     p.add_argument(
         "--set",
@@ -489,10 +507,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USAGE
-    from .training import CheckpointError
+    from .training import CheckpointError, FitError
 
     try:
         return args.func(args)
+    except FitError as err:
+        print(f"neurodyn: training stopped: {err}", file=sys.stderr)
+        return 1
     except (UsageError, ConfigError, CheckpointError) as err:
         print(f"neurodyn: error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -36,8 +36,10 @@ def plot_learning_curves(histories, *, metric: str = "loss", title: str | None =
 
     **Returns:** a `matplotlib.figure.Figure` with two panels.
     """
+    import xarray as xr
+
     plt = _pyplot()
-    if not isinstance(histories, Mapping):
+    if isinstance(histories, xr.Dataset) or not isinstance(histories, Mapping):
         histories = {"run": histories}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
     for i, (label, runs) in enumerate(histories.items()):

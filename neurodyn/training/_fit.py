@@ -289,7 +289,8 @@ def fit(
             pending.append((it, info))
             at_eval = bool(eval_every) and it % eval_every == 0 and it != n_iters
             at_ckpt = checkpoint_every is not None and it % checkpoint_every == 0
-            if len(pending) >= log_every or it == n_iters or at_eval or at_ckpt:
+            first = it == start_iter + 1  # includes compilation: logged on its own
+            if len(pending) >= log_every or it == n_iters or at_eval or at_ckpt or first:
                 host = jax.device_get([i for _, i in pending])
                 now = time.perf_counter() - t0
                 wall_points.append((it, now))

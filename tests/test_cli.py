@@ -1,0 +1,117 @@
+"""The `neurodyn` command: end to end on a tiny configuration, and every user-error path."""
+
+import json
+import subprocess
+import sys
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+import neurodyn as nd
+from neurodyn.cli import main
+
+TINY = [
+    "--iters",
+    "3",
+    "--batch-size",
+    "4",
+    "--n-tangents",
+    "4",
+    "--set",
+    "task.n_steps=20",
+    "--set",
+    "task.n_neurons=8",
+    "--no-progress",
+]
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_fit_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, err = run(
+        ["fit", "flipflop", "--out", str(out), "--lr", "0.1", "--damping", "1e-3", *TINY], capsys
+    )
+    assert code == 0, err
+    for name in ("config.toml", "run.json", "history.nc", "figures/learning_curve.png"):
+        assert (out / name).exists(), name
+    assert list((out / "checkpoints").glob("ckpt_*.eqx"))
+    history = nd.analysis.load(out / "history.nc")
+    assert history.sizes["iteration"] == 3 and np.all(np.isfinite(history["loss"]))
+    image = matplotlib.image.imread(out / "figures" / "learning_curve.png")
+    assert image.ndim == 3 and image.shape[0] > 100
+    summary = json.loads((out / "run.json").read_text())
+    assert summary["seed"] == 0 and summary["task"] == "flipflop"
+    assert summary["timings"]["iterations"] == 3
+    assert "final metrics" in stdout and str(out) in stdout
+    config = (out / "config.toml").read_text()
+    assert "learning_rate = 0.1" in config and "n_steps = 20" in config
+
+    # resume extends the same run; the config is read back from the folder
+    code, _, err = run(
+        ["fit", "flipflop", "--out", str(out), "--resume", "--iters", "5", "--no-progress"], capsys
+    )
+    assert code == 0, err
+    assert nd.analysis.load(out / "history.nc").sizes["iteration"] == 5
+
+
+def test_tasks_lists_every_task(capsys):
+    code, out, _ = run(["tasks"], capsys)
+    assert code == 0
+    for name in nd.tasks.available():
+        assert name in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fit", "no-such-task"], "unknown task 'no-such-task'; accepted:"),
+        (["fit", "flipflop", "--optimizer", "lbfgs"], "unknown optimizer 'lbfgs'; accepted:"),
+        (["fit", "flipflop", "--set", "optimizer.momentum"], "--set expects key=value"),
+        (["fit", "flipflop", "--n-tangents", "0"], "n_tangents"),
+        (["fit", "flipflop", "--set", "task.n_bits=0"], "n_bits"),
+        (["fit", "flipflop", "--config", "/nonexistent/run.toml"], "does not exist"),
+        (["compare", "flipflop", "--optimizers", "sofo,lbfgs"], "unknown optimizer 'lbfgs'"),
+        (["export", "/nonexistent"], "is not a run folder"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(tmp_path, capsys, argv, message):
+    argv = [*argv]
+    if argv[0] == "fit":  # the tiny settings first, so that the case's own flag wins
+        argv = [*argv[:2], "--out", str(tmp_path / "run"), *TINY, *argv[2:]]
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_unreadable_config_and_existing_folder(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("optimizer = [unclosed\n")
+    code, _, err = run(
+        ["fit", "flipflop", "--config", str(bad), "--out", str(tmp_path / "a"), *TINY], capsys
+    )
+    assert code == 2 and "not valid TOML" in err
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("keep me")
+    code, _, err = run(["fit", "flipflop", "--out", str(existing), *TINY], capsys)
+    assert code == 2 and "--resume" in err and "--force" in err
+    assert (existing / "notes.txt").read_text() == "keep me"
+
+
+def test_installed_entry_point_help():
+    for sub in ([], ["fit"], ["compare"], ["tasks"], ["export"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "neurodyn.cli", *sub, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "usage: neurodyn" in proc.stdout
