@@ -92,7 +92,7 @@ def train(task, model, opt, *, n_iters, batch_size, key, time_budget=None, log_e
 
 
 def run_task(name, overrides, *, adam=True, seed=0):
-    task = nd.tasks.get(name)
+    task = nd.tasks.get(name, **overrides.get("task", {}))
     k_model, k_sofo, k_adam, k_eval = jr.split(jr.PRNGKey(seed), 4)
     rows = []
     hp = task.hyperparameters("sofo")
@@ -223,7 +223,11 @@ def write_table(rows, path, command):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(HEADLINE))
-    parser.add_argument("--set", action="append", help="override, e.g. sofo.learning_rate=0.3")
+    parser.add_argument(
+        "--set",
+        action="append",
+        help="override, e.g. sofo.learning_rate=0.3, adam.learning_rate=1e-3, task.n_classes=3",
+    )
     parser.add_argument("--no-adam", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "task_results.md")

@@ -26,14 +26,17 @@ from ._metrics import rollout_outputs
 
 _HYPERPARAMETERS = {
     "cpu": {
+        # N = 64 at this size; η = 1 with λ = 1e-5 (the reference's) diverged here, and
+        # η = 0.5–0.7 blew up in the first 50 iterations before recovering; η = 0.3 with
+        # λ = 1e-3 is stable (benchmarks/results/task_results.md).
         "sofo": {
-            "n_iters": 300,
+            "n_iters": 700,
             "batch_size": 32,
-            "learning_rate": 1.0,
+            "learning_rate": 0.3,
             "n_tangents": 64,
-            "damping": 1e-5,
+            "damping": 1e-3,
         },
-        "adam": {"n_iters": 3000, "batch_size": 32, "learning_rate": 3e-3},
+        "adam": {"n_iters": 5000, "batch_size": 32, "learning_rate": 1e-3},
         "fgd": {"n_iters": 3000, "batch_size": 32, "learning_rate": 1e-4, "n_tangents": 64},
         "first-order-sofo": {
             "n_iters": 3000,
@@ -134,12 +137,16 @@ class FlipFlopTask(AbstractTask):
     **Metrics.** `mse` (mean over trials, steps and bits); `percent_correct`: the percentage
     of bit-steps *with a non-zero target* where the output has the target's sign
     (sign(y) = target; steps before a bit's first pulse are excluded because any output
-    near 0 is right there); `percent_trials_correct`: trials where every such bit-step is
+    near 0 is right there); `percent_correct_settled`: the same, leaving out the
+    `pulse_duration` = 3 steps s+1..s+3 after each onset s, where the target has already
+    switched while the pulse is still being delivered (with τ = 10 steps the state cannot
+    flip at once): it scores the memory rather than the speed of the transition;
+    `percent_trials_correct`: trials where every scored bit-step of `percent_correct` is
     correct.
 
     **Arguments:** `n_bits` (≥ 1, 3 by default; SPEC §3.3), `n_steps` (T = 200),
     `pulse_prob` (0.02), `pulse_duration` (3), `refractory` (11), `n_neurons` (of the default
-    network), `size`.
+    network: 128, SPEC §3.3; `nd.tasks.get("flipflop")` at the CPU size uses 64), `size`.
     """
 
     n_bits: int = eqx.field(static=True, default=3)
@@ -165,9 +172,11 @@ class FlipFlopTask(AbstractTask):
 
     @classmethod
     def from_size(cls, size: str = "cpu", **overrides) -> FlipFlopTask:
-        """The same trials at both sizes (SPEC §3.3); the sizes differ in hyperparameters."""
+        """The same trials at both sizes (SPEC §3.3); the default network has N = 64 units at
+        `"cpu"` ([PROPOSED], 4× cheaper per iteration) and SPEC's N = 128 at `"paper"`."""
         check_size(size)
-        return cls(**{"size": size, **overrides})
+        defaults = {"size": size, "n_neurons": 64 if size == "cpu" else 128}
+        return cls(**{**defaults, **overrides})
 
     def sample(self, *, key, batch_size: int) -> Batch:
         check_positive_int(batch_size, "batch_size")
@@ -198,14 +207,21 @@ class FlipFlopTask(AbstractTask):
         fresh trials (see the class docstring)."""
         n_trials = 256 if n_trials is None else check_positive_int(n_trials, "n_trials")
         k_data, k_run = jr.split(key)
-        y, target = _flipflop_outputs(self, model, k_data, k_run, n_trials)
-        y, target = np.asarray(y), np.asarray(target)
+        y, target, inputs = _flipflop_outputs(self, model, k_data, k_run, n_trials)
+        y, target, inputs = np.asarray(y), np.asarray(target), np.asarray(inputs)
         scored = target != 0
         correct = np.sign(y) == target
         trial_ok = np.all(correct | ~scored, axis=(1, 2))
+        # the pulse_duration steps s+1..s+3 after an onset s: the target has switched while
+        # the input is still being delivered
+        pulse_on = inputs != 0
+        settling = np.zeros_like(pulse_on)
+        settling[:, 1:] = pulse_on[:, :-1]
+        settled = scored & ~settling
         return {
             "mse": float(np.mean((y - target) ** 2)),
             "percent_correct": float(100.0 * correct[scored].mean()),
+            "percent_correct_settled": float(100.0 * correct[settled].mean()),
             "percent_trials_correct": float(100.0 * trial_ok.mean()),
         }
 
@@ -222,7 +238,7 @@ class FlipFlopTask(AbstractTask):
 @eqx.filter_jit
 def _flipflop_outputs(task, model, k_data, k_run, n_trials):
     batch = task.sample(key=k_data, batch_size=n_trials)
-    return rollout_outputs(model, batch.inputs, key=k_run), batch.targets
+    return rollout_outputs(model, batch.inputs, key=k_run), batch.targets, batch.inputs
 
 
 def _default_flipflop_network(n_bits: int, n_neurons: int, key):

@@ -37,20 +37,22 @@ from ._metrics import load_eval_set, rollout_outputs
 # benchmarks/task_results.py on a 2-core CPU — see benchmarks/results/task_results.md).
 _HYPERPARAMETERS = {
     "cpu": {
+        # T = 1000 makes an iteration cost ≈ 1 s on 2 cores at K = B = 32, so the CPU default
+        # is a short run (≈ 5 min); see benchmarks/results/task_results.md for what it reaches.
         "sofo": {
-            "n_iters": 600,
+            "n_iters": 250,
             "batch_size": 32,
-            "learning_rate": 0.5,
-            "n_tangents": 64,
+            "learning_rate": 0.3,
+            "n_tangents": 32,
             "damping": 1e-3,
         },
-        "adam": {"n_iters": 3000, "batch_size": 32, "learning_rate": 1e-3},
-        "fgd": {"n_iters": 3000, "batch_size": 32, "learning_rate": 1e-4, "n_tangents": 64},
+        "adam": {"n_iters": 2000, "batch_size": 32, "learning_rate": 1e-3},
+        "fgd": {"n_iters": 2000, "batch_size": 32, "learning_rate": 1e-4, "n_tangents": 32},
         "first-order-sofo": {
-            "n_iters": 3000,
+            "n_iters": 2000,
             "batch_size": 32,
             "learning_rate": 0.1,
-            "n_tangents": 64,
+            "n_tangents": 32,
         },
     },
     "paper": {
