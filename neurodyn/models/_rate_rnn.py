@@ -326,7 +326,11 @@ class RateRNN(AbstractRecurrentModel):
     def trainable(self):
         """Filter spec: every free parameter not in `frozen`; W with a boolean-array leaf
         (the existing synapses) when a connectivity mask applies, W_out with one (the
-        excitatory columns) for `readout_from="excitatory"`; F, signs and masks never."""
+        excitatory columns) for `readout_from="excitatory"`; F, signs and masks never.
+
+        Call it outside `jit` and close over the result: the optimizers count the trained
+        entries of the boolean leaves at trace time, so they must be concrete arrays.
+        """
         spec = jax.tree.map(lambda _: False, self)
         names, values = [], []
         for name in PARAMETER_NAMES:
