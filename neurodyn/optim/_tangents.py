@@ -25,8 +25,9 @@ def _leaf_mask(params: Any, trainable: Any) -> list[Any]:
         trainable = True
     if isinstance(trainable, (bool, np.bool_)):
         flat_masks = [bool(trainable)] * len(flat_params)
-    elif callable(trainable):
-        # an equinox-style filter function applied to each leaf
+    elif callable(trainable) and not isinstance(trainable, eqx.Module):
+        # an equinox-style filter function applied to each leaf (a Module is a spec pytree,
+        # even when it defines __call__)
         flat_masks = [bool(trainable(leaf)) for leaf in flat_params]
     else:
         flat_masks = jax.tree.leaves(_broadcast_prefix(trainable, params), is_leaf=is_none)
@@ -130,14 +131,22 @@ def sample_tangents(
     diff = eqx.filter(params, eqx.is_inexact_array)
     leaves, treedef = jax.tree.flatten(diff)
     masks = _leaf_mask(params, trainable)
-    keys = jr.split(key, max(len(leaves), 1))
+    # One draw for all trained leaves, cut into pieces: one random kernel instead of one per
+    # leaf (compiles once; the leaves' values are still i.i.d. N(0, 1)).
+    trained = [leaf for leaf, m in zip(leaves, masks) if m is not False]
+    dtype = jnp.result_type(*[leaf.dtype for leaf in trained])
+    sizes = [int(np.prod(leaf.shape)) for leaf in trained]
+    flat = jr.normal(key, (n_tangents, sum(sizes)), dtype)
+    offsets = np.cumsum([0, *sizes])
+    pieces = iter(range(len(trained)))
     out = []
-    for k, leaf, m in zip(keys, leaves, masks):
-        shape = (n_tangents, *leaf.shape)
+    for leaf, m in zip(leaves, masks):
         if m is False:
             out.append(None)
             continue
-        v = jr.normal(k, shape, leaf.dtype)
+        i = next(pieces)
+        v = flat[:, offsets[i] : offsets[i + 1]].reshape(n_tangents, *leaf.shape)
+        v = v.astype(leaf.dtype)
         if m is not True:
             v = v * m.astype(leaf.dtype)
         out.append(v)
