@@ -141,9 +141,9 @@ def test_mlp_under_feedforward_sofo(getkey):
     np.testing.assert_allclose(value, ref_value, rtol=1e-12)
     np.testing.assert_allclose(vg, ref_vg, rtol=1e-8)
     # one example through the layers by hand
-    h = np.maximum(np.asarray(model.weights[0]) @ np.asarray(x[0]) + np.asarray(model.biases[0]), 0)
-    h = np.maximum(np.asarray(model.weights[1]) @ h + np.asarray(model.biases[1]), 0)
-    out = np.asarray(model.weights[2]) @ h + np.asarray(model.biases[2])
+    h = np.maximum(np.asarray(x[0]) @ np.asarray(model.weights[0]) + np.asarray(model.biases[0]), 0)
+    h = np.maximum(h @ np.asarray(model.weights[1]) + np.asarray(model.biases[1]), 0)
+    out = h @ np.asarray(model.weights[2]) + np.asarray(model.biases[2])
     np.testing.assert_allclose(model(x[0]), out, rtol=1e-12)
 
 
@@ -199,16 +199,17 @@ def test_rate_rnn_step_is_the_euler_update(getkey):
     softplus = lambda z: np.log1p(np.exp(z))
     sign = np.where(np.arange(8) < 6, 1.0, -1.0)  # round(0.75·8) = 6 excitatory
     mask = np.asarray(net.recurrent_mask)
-    W = np.abs(np.asarray(net.W)) * sign[None, :] * mask
-    W_out = np.asarray(net.W_out) * (sign > 0)[None, :]
+    # row convention: rows are presynaptic (x_post += r @ W)
+    W = np.abs(np.asarray(net.W)) * sign[:, None] * mask
+    W_out = np.asarray(net.W_out) * (sign > 0)[:, None]
     W_in, b, F = (np.asarray(a) for a in (net.W_in, net.b, net.F))
     eta, eta_next, xi = (np.asarray(noise[k]) for k in ("rate_now", "rate_next", "process"))
     a = 1.0 / 5.0
     r = eta * softplus(x)
     expected_x = (
-        x + a * (-x + W @ r + W_in @ u + b + F @ (W_out @ r)) + 0.2 * np.sqrt(1 - (1 - a) ** 2) * xi
+        x + a * (-x + r @ W + u @ W_in + b + (r @ W_out) @ F) + 0.2 * np.sqrt(1 - (1 - a) ** 2) * xi
     )
-    expected_y = W_out @ (eta_next * softplus(expected_x))
+    expected_y = (eta_next * softplus(expected_x)) @ W_out
     np.testing.assert_allclose(new_x, expected_x, rtol=1e-12)
     np.testing.assert_allclose(y, expected_y, rtol=1e-12)
     assert not np.any(np.diag(mask))
@@ -219,9 +220,9 @@ def test_plain_rate_rnn_step_and_noiseless_call(getkey):
     x, u = jr.normal(getkey(), (8,)), jr.normal(getkey(), (2,))
     new_x, y = net.step(x, u)
     r = np.maximum(np.tanh(x), 0)
-    ex = x + 0.125 * (-x + net.W @ r + net.W_in @ u + net.b)
+    ex = x + 0.125 * (-x + r @ net.W + u @ net.W_in + net.b)
     np.testing.assert_allclose(new_x, ex, rtol=1e-12)
-    np.testing.assert_allclose(y, net.W_out @ np.maximum(np.tanh(ex), 0) + net.b_out, rtol=1e-12)
+    np.testing.assert_allclose(y, np.maximum(np.tanh(ex), 0) @ net.W_out + net.b_out, rtol=1e-12)
     assert net.sample_noise(getkey(), 4) is None
     np.testing.assert_allclose(net.rates(x), r)
     np.testing.assert_allclose(net.readout(new_x), y, rtol=1e-12)
@@ -245,18 +246,18 @@ def test_paper_networks_step_by_hand(getkey):
     lorenz = LorenzMap(3, 8, key=getkey())
     y0 = np.asarray(jr.normal(getkey(), (3,)))
     A, C, b, W = (np.asarray(a) for a in (lorenz.A, lorenz.C, lorenz.b, lorenz.W))
-    np.testing.assert_allclose(lorenz.step(y0, None)[0], A @ y0 + W @ relu(C @ y0 + b))
+    np.testing.assert_allclose(lorenz.step(y0, None)[0], y0 @ A + relu(y0 @ C + b) @ W)
     np.testing.assert_allclose(A, 0.9 * np.eye(3))
 
     kalman = KalmanRNN(8, key=getkey())
     ys = np.asarray(jr.normal(getkey(), (3, 1)))
     W, W_in, e, o = (np.asarray(a) for a in (kalman.W, kalman.W_in, kalman.b, kalman.W_out))
-    z = relu(W_in @ ys[0] + e)  # first step: no leak (§3.2)
+    z = relu(ys[0] @ W_in + e)  # first step: no leak (§3.2)
     carry, xhat = kalman.step(kalman.initial_state(), ys[0])
     np.testing.assert_allclose(carry.z, z, rtol=1e-12)
-    np.testing.assert_allclose(xhat, o @ z, rtol=1e-12)
+    np.testing.assert_allclose(xhat, z @ o, rtol=1e-12)
     for y in ys[1:]:
-        z = 0.75 * z + 0.25 * relu(W @ z + W_in @ y + e)
+        z = 0.75 * z + 0.25 * relu(z @ W + y @ W_in + e)
         carry, xhat = kalman.step(carry, y)
         np.testing.assert_allclose(carry.z, z, rtol=1e-12)
     np.testing.assert_allclose(o, W_in.T / np.sum(W_in**2), rtol=1e-10)  # o = bᵀ/‖b‖²
@@ -264,10 +265,10 @@ def test_paper_networks_step_by_hand(getkey):
     net = OneShotNet(2, 2, 8, 8, key=getkey())
     z0, u = np.asarray(jr.normal(getkey(), (8,))), np.asarray(jr.normal(getkey(), (2,)))
     p = {k: np.asarray(getattr(net, k)) for k in ("A", "C", "e", "W", "W_in", "d", "W_out")}
-    z1 = p["A"] @ z0 + p["W"] @ relu(p["C"] @ z0 + p["e"]) + p["W_in"] @ u + p["d"]
+    z1 = z0 @ p["A"] + relu(z0 @ p["C"] + p["e"]) @ p["W"] + u @ p["W_in"] + p["d"]
     new_z, logits = net.step(z0, u)
     np.testing.assert_allclose(new_z, z1, rtol=1e-12)
-    np.testing.assert_allclose(logits, relu(p["W_out"] @ z1), rtol=1e-12)
+    np.testing.assert_allclose(logits, relu(z1 @ p["W_out"]), rtol=1e-12)
     assert not np.any(p["A"])
 
 
@@ -318,15 +319,13 @@ def _check_dale_and_masks(model, reference):
     w = model.weights()
     W = np.asarray(w.W)
     exc = np.arange(8) < 6
-    assert np.all(W[:, exc] >= 0) and np.all(W[:, ~exc] <= 0)
+    assert np.all(W[exc] >= 0) and np.all(W[~exc] <= 0)  # rows are presynaptic
     mask = np.asarray(reference.recurrent_mask)
     assert np.all(W[~mask] == 0)
-    assert np.all(np.asarray(w.W_out)[:, ~exc] == 0)
+    assert np.all(np.asarray(w.W_out)[~exc] == 0)
     # untrained entries never moved; fixed arrays unchanged
     np.testing.assert_array_equal(np.asarray(model.W)[~mask], np.asarray(reference.W)[~mask])
-    np.testing.assert_array_equal(
-        np.asarray(model.W_out)[:, ~exc], np.asarray(reference.W_out)[:, ~exc]
-    )
+    np.testing.assert_array_equal(np.asarray(model.W_out)[~exc], np.asarray(reference.W_out)[~exc])
     np.testing.assert_array_equal(np.asarray(model.signs), np.asarray(reference.signs))
     np.testing.assert_array_equal(model.recurrent_mask, reference.recurrent_mask)
 
@@ -372,9 +371,9 @@ def test_dale_holds_after_any_update_of_the_float_leaves(getkey):
     moved = [a + 10.0 * jr.normal(k, a.shape, a.dtype) for a, k in zip(leaves, keys)]
     new = eqx.combine(jax.tree.unflatten(treedef, moved), rest)
     W = np.asarray(new.weights().W)
-    assert np.all(W[:, :6] >= 0) and np.all(W[:, 6:] <= 0)
+    assert np.all(W[:6] >= 0) and np.all(W[6:] <= 0)
     assert np.all(W[~np.asarray(model.recurrent_mask)] == 0)
-    assert np.all(np.asarray(new.weights().W_out)[:, 6:] == 0)
+    assert np.all(np.asarray(new.weights().W_out)[6:] == 0)
 
 
 def test_masked_entries_get_no_tangents(getkey):
@@ -382,7 +381,7 @@ def test_masked_entries_get_no_tangents(getkey):
     tangents = nd.sample_tangents(getkey(), model, 5, trainable=model.trainable())
     mask = np.asarray(model.recurrent_mask)
     assert np.all(np.asarray(tangents.W)[:, ~mask] == 0)
-    assert np.all(np.asarray(tangents.W_out)[:, :, 6:] == 0)
+    assert np.all(np.asarray(tangents.W_out)[:, 6:] == 0)
     assert tangents.F is None and tangents.b is None and tangents.W_in is None
     assert tangents.x0 is not None and tangents.b_out is not None
 
@@ -402,12 +401,13 @@ def test_spectral_radius_at_initialisation(dale, radius, connectivity, getkey):
     measured = np.max(np.abs(np.linalg.eigvals(W)))
     assert abs(measured - radius) <= 0.1 * radius
     if dale is not None:
-        # balanced: the excitation of every row with both E and I inputs cancels its inhibition
+        # balanced: for every postsynaptic neuron (a column) with both E and I inputs, the
+        # excitation cancels the inhibition
         present = W != 0
-        both = present[:, :48].any(axis=1) & present[:, 48:].any(axis=1)
+        both = present[:48].any(axis=0) & present[48:].any(axis=0)
         assert both.mean() > 0.5
-        np.testing.assert_allclose(W.sum(axis=1)[both], 0.0, atol=1e-10)
-        assert np.all(W[:, :48] >= 0) and np.all(W[:, 48:] <= 0)
+        np.testing.assert_allclose(W.sum(axis=0)[both], 0.0, atol=1e-10)
+        assert np.all(W[:48] >= 0) and np.all(W[48:] <= 0)
 
 
 def test_learnable_and_random_initial_states(getkey):

@@ -121,7 +121,7 @@ def test_multiplicative_noise_scales_the_rates_that_are_read_out(getkey):
     noise = net.sample_noise(getkey(), 4000)
     new_x, ys = jax.vmap(lambda e: net.step(x, jnp.zeros(0), e))(noise)
     np.testing.assert_allclose(new_x, np.broadcast_to(0.9 * np.asarray(x), new_x.shape))
-    w = np.asarray(net.W_out[0]) * 0.9 * np.asarray(x)
+    w = np.asarray(net.W_out[:, 0]) * 0.9 * np.asarray(x)
     expected_var = sigma_n**2 / 3 * np.sum(w**2)
     lo, hi = _variance_interval(ys.size, expected_var)
     # y is a sum of 30 independent uniforms (excess kurtosis < 0): the Gaussian χ² interval

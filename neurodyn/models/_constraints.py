@@ -29,9 +29,10 @@ def dale_signs(n_neurons: int, excitatory_fraction: float) -> Int[Array, " neuro
 
 
 def apply_dale(
-    weight_free: Float[Array, "post pre"], signs: Int[Array, " pre"]
-) -> Float[Array, "post pre"]:
-    """The signed weight |W_free| ⊙ sign(pre): column j carries neuron j's sign.
+    weight_free: Float[Array, "pre post"], signs: Int[Array, " pre"]
+) -> Float[Array, "pre post"]:
+    """The signed weight |W_free| ⊙ sign(pre): row i (the row convention `r @ W`) carries
+    presynaptic neuron i's sign.
 
     `abs` rather than `relu`/clipping: a free weight that crosses zero flips back to a small
     weight of the right sign and keeps receiving gradient (the derivative of |w| is ±1, and JAX
@@ -39,7 +40,7 @@ def apply_dale(
     synapses die and never recover.
     """
     signs = jax.lax.stop_gradient(signs).astype(weight_free.dtype)
-    return jnp.abs(weight_free) * signs[None, :]
+    return jnp.abs(weight_free) * signs[:, None]
 
 
 def connectivity_mask(
@@ -107,6 +108,9 @@ def balanced_dale_weights(
     dtype=None,
 ) -> Float[Array, "post pre"]:
     """A random signed recurrent matrix obeying Dale's law, with every row balanced.
+
+    Returned in the column form `(post, pre)` (rows are postsynaptic here): transpose it for
+    [`neurodyn.models.RateRNN`][]'s row convention.
 
     Magnitudes are half-normal, |N(0, 1/(pN))| with p the fraction of existing synapses; in
     each row the inhibitory magnitudes are then scaled so that the summed inhibition equals the

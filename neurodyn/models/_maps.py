@@ -1,9 +1,7 @@
 """The paper's small maps: the Lorenz map (§3.1), the one-shot network (§3.7), the MLP (§3.8).
 
-All are written in the column convention of [`neurodyn.models.RateRNN`][] (`W @ h`, weights
-of shape `(out, in)`); SPEC.md writes the same networks with row vectors (`h W`, weights
-`(in, out)`), so each SPEC matrix appears here transposed. The initial distributions are
-i.i.d., hence identical under transposition.
+All are written, like SPEC.md, with row vectors (`h W`, weights of shape `(in, out)`), the
+convention of [`neurodyn.models.RateRNN`][] (see there for the measured speed reason).
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ from ._validation import check_choice, check_real, check_size
 class LorenzMap(AbstractRecurrentModel):
     r"""Autonomous two-layer recurrent map whose state is its output (SPEC §3.1).
 
-    $$y_{t+1} = A\,y_t + W\,\mathrm{relu}(C\,y_t + b),$$
+    $$y_{t+1} = y_t\,A + \mathrm{relu}(y_t\,C + b)\,W,$$
 
     with state dimension d (3 for the Lorenz attractor) and a hidden layer of width H.
     `step(y_t, u, noise) -> (y_{t+1}, y_{t+1})`: the carry is the state `[state]`, the output
@@ -52,9 +50,9 @@ class LorenzMap(AbstractRecurrentModel):
     """
 
     A: Float[Array, "state state"]
-    C: Float[Array, "hidden state"]
+    C: Float[Array, "state hidden"]
     b: Float[Array, " hidden"]
-    W: Float[Array, "state hidden"]
+    W: Float[Array, "hidden state"]
     n_state: int = eqx.field(static=True)
     n_hidden: int = eqx.field(static=True)
 
@@ -71,9 +69,9 @@ class LorenzMap(AbstractRecurrentModel):
         linear_init = check_real(linear_init, "linear_init")
         z_c, z_w = normal_blocks(key, [(h, d), (d, h)])
         self.A = linear_init * jnp.eye(d)
-        self.C = z_c / math.sqrt(d)
+        self.C = z_c.T / math.sqrt(d)
         self.b = jnp.zeros(h)
-        self.W = z_w * (0.1 / math.sqrt(h))
+        self.W = z_w.T * (0.1 / math.sqrt(h))
 
     def initial_state(self, key: PRNGKeyArray | None = None) -> Float[Array, " state"]:
         if key is None:
@@ -82,19 +80,19 @@ class LorenzMap(AbstractRecurrentModel):
 
     def rates(self, carry: Float[Array, " state"]) -> Float[Array, " hidden"]:
         """Hidden-layer activity relu(C y + b)."""
-        return jax.nn.relu(self.C @ carry + self.b)
+        return jax.nn.relu(carry @ self.C + self.b)
 
     def step(self, carry, u=None, noise=None):
         del u, noise
-        y = self.A @ carry + self.W @ self.rates(carry)
+        y = carry @ self.A + self.rates(carry) @ self.W
         return y, y
 
 
 class OneShotNet(AbstractRecurrentModel):
     r"""Recurrent network of the one-shot (meta-learned) classification task (SPEC §3.7).
 
-    $$z_{t+1} = A\,z_t + W\,\mathrm{relu}(C\,z_t + e) + W_{\rm in}\,u_t + d,\qquad
-      \ell_t = \mathrm{relu}(W_{\rm out} z_{t+1})\ \text{(reference) or}\ W_{\rm out} z_{t+1}.$$
+    $$z_{t+1} = z_t A + \mathrm{relu}(z_t C + e)\,W + u_t W_{\rm in} + d,\qquad
+      \ell_t = \mathrm{relu}(z_{t+1} W_{\rm out})\ \text{(reference) or}\ z_{t+1} W_{\rm out}.$$
 
     `step(z_t, u_t, noise) -> (z_{t+1}, logits_t)`; the carry is the latent state
     `[latent]`, starting at 0. Noiseless.
@@ -116,12 +114,12 @@ class OneShotNet(AbstractRecurrentModel):
     """
 
     A: Float[Array, "latent latent"]
-    C: Float[Array, "hidden latent"]
+    C: Float[Array, "latent hidden"]
     e: Float[Array, " hidden"]
-    W: Float[Array, "latent hidden"]
-    W_in: Float[Array, "latent input"]
+    W: Float[Array, "hidden latent"]
+    W_in: Float[Array, "input latent"]
     d: Float[Array, " latent"]
-    W_out: Float[Array, "class latent"]
+    W_out: Float[Array, "latent class"]
     n_classes: int = eqx.field(static=True)
     n_inputs: int = eqx.field(static=True)
     n_latent: int = eqx.field(static=True)
@@ -145,12 +143,12 @@ class OneShotNet(AbstractRecurrentModel):
         self.logits = check_choice(logits, "logits", ("relu", "linear"))
         z_c, z_w, z_in, z_out = normal_blocks(key, [(h, r), (r, h), (r, n_in), (c, r)])
         self.A = jnp.zeros((r, r))
-        self.C = z_c / math.sqrt(r)
+        self.C = z_c.T / math.sqrt(r)
         self.e = jnp.zeros(h)
-        self.W = z_w / math.sqrt(h)
-        self.W_in = z_in / math.sqrt(n_in)
+        self.W = z_w.T / math.sqrt(h)
+        self.W_in = z_in.T / math.sqrt(n_in)
         self.d = jnp.zeros(r)
-        self.W_out = z_out / math.sqrt(r)
+        self.W_out = z_out.T / math.sqrt(r)
 
     def initial_state(self, key: PRNGKeyArray | None = None) -> Float[Array, " latent"]:
         del key
@@ -158,19 +156,19 @@ class OneShotNet(AbstractRecurrentModel):
 
     def rates(self, carry: Float[Array, " latent"]) -> Float[Array, " hidden"]:
         """Hidden-layer activity relu(C z + e)."""
-        return jax.nn.relu(self.C @ carry + self.e)
+        return jax.nn.relu(carry @ self.C + self.e)
 
     def step(self, carry, u, noise=None):
         del noise
-        z = self.A @ carry + self.W @ self.rates(carry) + self.W_in @ u + self.d
-        logits = self.W_out @ z
+        z = carry @ self.A + self.rates(carry) @ self.W + u @ self.W_in + self.d
+        logits = z @ self.W_out
         if self.logits == "relu":
             logits = jax.nn.relu(logits)
         return z, logits
 
 
 class MLP(eqx.Module):
-    r"""Multilayer perceptron for one example, h_{k+1} = φ(W_k h_k + b_k), linear last layer.
+    r"""Multilayer perceptron for one example, h_{k+1} = φ(h_k W_k + b_k), linear last layer.
 
     The MNIST network of SPEC §3.8 is the default: 784-100-10 with ReLU, P = 79,510.
     `__call__(x)` maps one example (`[in]`) to its outputs (`[out]`); batch with `jax.vmap`.
@@ -186,7 +184,7 @@ class MLP(eqx.Module):
     other activations), zero biases.
     """
 
-    weights: tuple[Float[Array, "out in"], ...]
+    weights: tuple[Float[Array, "in out"], ...]
     biases: tuple[Float[Array, " out"], ...]
     sizes: tuple[int, ...] = eqx.field(static=True)
     activation: Callable = eqx.field(static=True)
@@ -215,7 +213,7 @@ class MLP(eqx.Module):
         for i, (z, fan_in, fan_out) in enumerate(zip(normals, sizes[:-1], sizes[1:])):
             hidden = i < len(sizes) - 2
             gain = 2.0 if hidden and self.activation_name == "relu" else 1.0
-            weights.append(z * math.sqrt(gain / fan_in))
+            weights.append(z.T * math.sqrt(gain / fan_in))
             biases.append(jnp.zeros(fan_out))
         self.weights, self.biases = tuple(weights), tuple(biases)
 
@@ -226,7 +224,7 @@ class MLP(eqx.Module):
                 "Batch examples with jax.vmap."
             )
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = w @ x + b
+            x = x @ w + b
             if i < len(self.weights) - 1:
                 x = self.activation(x)
         return x

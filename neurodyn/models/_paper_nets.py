@@ -1,9 +1,8 @@
 """The paper's recurrent networks: the Kalman leaky-ReLU net (§3.2) and three `RateRNN`
 configurations — the motor controller (§3.4), the flip-flop net (§3.3), the reservoir (§2.9).
 
-SPEC.md writes these networks with row vectors (`z C`); here they are in the column
-convention of [`neurodyn.models.RateRNN`][] (`W @ z`, `W = Cᵀ`). Every initial distribution
-is i.i.d. per entry, hence unchanged by the transposition.
+Like SPEC.md, these networks use row vectors (`z W`, rows presynaptic), the convention of
+[`neurodyn.models.RateRNN`][] (see there for the measured reason).
 """
 
 from __future__ import annotations
@@ -33,9 +32,9 @@ class KalmanRNNState(NamedTuple):
 class KalmanRNN(AbstractRecurrentModel):
     r"""Leaky ReLU network of the adaptive Kalman filtering task (SPEC §3.2).
 
-    $$z_0 = \mathrm{relu}(W_{\rm in} y_0 + b),\qquad
-      z_t = (1-\alpha)\,z_{t-1} + \alpha\,\mathrm{relu}(W z_{t-1} + W_{\rm in} y_t + b),
-      \qquad \hat x_t = W_{\rm out} z_t .$$
+    $$z_0 = \mathrm{relu}(y_0 W_{\rm in} + b),\qquad
+      z_t = (1-\alpha)\,z_{t-1} + \alpha\,\mathrm{relu}(z_{t-1} W + y_t W_{\rm in} + b),
+      \qquad \hat x_t = z_t W_{\rm out} .$$
 
     The first step is the leaky update with leak 1 from z = 0 (the reference "starts from
     z = 0" without the α factor); the carry [`neurodyn.models.KalmanRNNState`][] `(z, first)`
@@ -50,9 +49,10 @@ class KalmanRNN(AbstractRecurrentModel):
     - `alpha`: leak α ∈ (0, 1] (default 0.25).
     - `key`: PRNG key (required, keyword-only).
 
-    Initialisation (§3.2): W ~ N(0, 1/N); W_in ~ N(0, 1) (SPEC's b); b = 0 (SPEC's e);
-    W_out = pinv(W_in), which for one observation is bᵀ/‖b‖²: the readout inverts the input
-    projection (W_out W_in = I), the reference's "repeat the observation" initialisation. It
+    Initialisation (§3.2): W ~ N(0, 1/N) (SPEC's C); W_in ~ N(0, 1) (SPEC's b); b = 0
+    (SPEC's e); W_out = pinv(W_in), which for one observation is bᵀ/‖b‖²: the readout inverts
+    the input projection (W_in W_out = I), the reference's "repeat the observation"
+    initialisation. It
     is exact for a linear network; through the ReLU about half of the projection passes, so
     x̂ starts near a scaled copy of the observation.
 
@@ -60,10 +60,10 @@ class KalmanRNN(AbstractRecurrentModel):
         Yu et al., NeurIPS 2024 (code: `examples/kalman_rnn_no_gain.ml`, SPEC §3.2).
     """
 
-    W: Float[Array, "neuron neuron"]
-    W_in: Float[Array, "neuron input"]
+    W: Float[Array, "pre post"]
+    W_in: Float[Array, "input neuron"]
     b: Float[Array, " neuron"]
-    W_out: Float[Array, "output neuron"]
+    W_out: Float[Array, "neuron output"]
     n_neurons: int = eqx.field(static=True)
     n_inputs: int = eqx.field(static=True)
     n_outputs: int = eqx.field(static=True)
@@ -87,7 +87,7 @@ class KalmanRNN(AbstractRecurrentModel):
                 f"observation); got n_inputs = {n_inputs}, n_outputs = {n_outputs}."
             )
         self.alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_minimum=True)
-        z_w, z_in = normal_blocks(key, [(n, n), (n, self.n_inputs)])
+        z_w, z_in = normal_blocks(key, [(n, n), (self.n_inputs, n)])
         self.W = z_w / math.sqrt(n)
         self.W_in = z_in
         self.b = jnp.zeros(n)
@@ -104,8 +104,8 @@ class KalmanRNN(AbstractRecurrentModel):
         del noise
         z, first = carry
         leak = jnp.where(first, 1.0, self.alpha)
-        z = (1.0 - leak) * z + leak * jax.nn.relu(self.W @ z + self.W_in @ u + self.b)
-        return KalmanRNNState(z, jnp.zeros_like(first)), self.W_out @ z
+        z = (1.0 - leak) * z + leak * jax.nn.relu(z @ self.W + u @ self.W_in + self.b)
+        return KalmanRNNState(z, jnp.zeros_like(first)), z @ self.W_out
 
 
 def motor_rnn(
@@ -166,7 +166,7 @@ def motor_rnn(
     W = z_w * (0.5 / n)
     W_in = jnp.concatenate([z_in * (0.1 / math.sqrt(max(n_inputs, 1))), 0.1 * z_fb], axis=1)
     W_out = z_out * (0.1 / n)
-    return eqx.tree_at(lambda m: (m.W, m.W_in, m.W_out), net, (W, W_in, W_out))
+    return eqx.tree_at(lambda m: (m.W, m.W_in, m.W_out), net, (W.T, W_in.T, W_out.T))
 
 
 def flip_flop_rnn(
@@ -212,7 +212,7 @@ def flip_flop_rnn(
     b = z_b * (gain / math.sqrt(n))
     (W_in,) = uniform_blocks(k_uniform, [(n, n_bits)])
     W_out = z_out / math.sqrt(n)
-    return eqx.tree_at(lambda m: (m.W, m.b, m.W_in, m.W_out), net, (W, b, W_in, W_out))
+    return eqx.tree_at(lambda m: (m.W, m.b, m.W_in, m.W_out), net, (W.T, b, W_in.T, W_out.T))
 
 
 def reservoir_rnn(
@@ -258,4 +258,4 @@ def reservoir_rnn(
     W = z_w * (gain / math.sqrt(n))
     (W_in,) = uniform_blocks(k_in, [(n, n_bits)])
     W_out = jnp.zeros((n_bits, n))
-    return eqx.tree_at(lambda m: (m.W, m.W_in, m.W_out), net, (W, W_in, W_out))
+    return eqx.tree_at(lambda m: (m.W, m.W_in, m.W_out), net, (W.T, W_in.T, W_out.T))

@@ -35,38 +35,44 @@ READOUTS: tuple[str, ...] = ("all", "excitatory")
 class RateRNNWeights(NamedTuple):
     """The effective (constrained) weights of a [`neurodyn.models.RateRNN`][].
 
-    `W` is `(neuron_post, neuron_pre)`, `W_in` `(neuron, input)`, `W_out` `(output, neuron)`,
-    `F` `(neuron, output)`; `b`, `b_out`, `F` are `None` when absent.
+    Row convention (rows are presynaptic): `W` is `(neuron_pre, neuron_post)`, `W_in`
+    `(input, neuron)`, `W_out` `(neuron, output)`, `F` `(output, neuron)`; `b`, `b_out`, `F`
+    are `None` when absent.
     """
 
-    W: Float[Array, "neuron neuron"]
-    W_in: Float[Array, "neuron input"]
+    W: Float[Array, "pre post"]
+    W_in: Float[Array, "input neuron"]
     b: Float[Array, " neuron"] | None
-    W_out: Float[Array, "output neuron"]
+    W_out: Float[Array, "neuron output"]
     b_out: Float[Array, " output"] | None
-    F: Float[Array, "neuron output"] | None
+    F: Float[Array, "output neuron"] | None
 
 
 class RateRNN(AbstractRecurrentModel):
     r"""Leaky firing-rate network, one trial at a time (batch with `jax.vmap`).
 
-    $$\tau\,\dot x = -x + W\,r + W_{\rm in}\,u + b\;[+\,F\,y]\;+\text{noise},\qquad
-      r = \eta\odot\phi(x),\qquad y = W_{\rm out}\,r + b_{\rm out},$$
+    $$\tau\,\dot x = -x + r\,W + u\,W_{\rm in} + b\;[+\,y\,F]\;+\text{noise},\qquad
+      r = \eta\odot\phi(x),\qquad y = r\,W_{\rm out} + b_{\rm out},$$
 
     discretised with forward Euler, α = dt/τ:
 
-    $$x_{t+1} = x_t + \alpha\,\big(-x_t + W r_t + W_{\rm in} u_t + b + F y_{t-1}\big)
-      + \sigma\sqrt{1-(1-\alpha)^2}\;\xi_t,\qquad y_t = W_{\rm out} r_{t+1} + b_{\rm out}.$$
+    $$x_{t+1} = x_t + \alpha\,\big(-x_t + r_t W + u_t W_{\rm in} + b + y_{t-1} F\big)
+      + \sigma\sqrt{1-(1-\alpha)^2}\;\xi_t,\qquad y_t = r_{t+1} W_{\rm out} + b_{\rm out}.$$
 
     `step(x_t, u_t, noise_t) -> (x_{t+1}, y_t)`: the output of step t reads the *updated*
     state, so y_t depends on u_0 … u_t (one Euler step of latency, as a filter should), and the
     carry is the state vector x alone (`[neuron]`). The feedback term F y_{t-1} is
-    F (W_out r_t + b_out), recomputed from the current rates, so it needs no extra carry.
+    (r_t W_out + b_out) F, recomputed from the current rates, so it needs no extra carry.
 
     **Conventions.**
 
-    - *Columns are presynaptic*: `W @ r` with `W` of shape `(N_post, N_pre)`,
-      `W_in (N, n_in)`, `W_out (n_out, N)`.
+    - *Rows are presynaptic* (the row-vector convention of the paper, SPEC §3): `r @ W` with
+      `W` of shape `(N_pre, N_post)`, `W_in (n_in, N)`, `W_out (N, n_out)`, `F (n_out, N)`.
+      Measured reason: SOFO pushes K tangents through these products, and in this
+      orientation both the state tangents `[K, B, N] @ W` and the weight tangents (laid out
+      `[N_pre, K, N_post]` by SOFO) are plain GEMMs whose outputs need no transpose; the
+      column convention `W @ r` ran the SOFO step of a 128-unit network 3–4× slower
+      (`benchmarks/step_cost.py`).
     - *Dale's law* (`excitatory_fraction`): the first round(f·N) neurons are excitatory and
       the rest inhibitory; the free parameter `W` is mapped to |W| ⊙ sign(pre) in
       [`neurodyn.models.RateRNN.weights`][] (the only place constraints are applied). The sign
@@ -102,7 +108,7 @@ class RateRNN(AbstractRecurrentModel):
       [`neurodyn.models.balanced_dale_weights`][]). `None` skips the eigendecomposition and
       leaves entries of scale N(0, 1/(pN)) (radius ≈ 1 for large N without Dale).
     - `connectivity`: probability p ∈ (0, 1] that each recurrent synapse exists.
-    - `mask`: explicit boolean `(N, N)` mask of allowed synapses (combined with
+    - `mask`: explicit boolean `(N, N)` mask of allowed synapses, `mask[pre, post]` (combined with
       `connectivity`). `self_connections=False` removes autapses. Absent synapses are zero in
       `weights()` and untrained: `trainable()` gives W a boolean-array leaf, so SOFO never even
       perturbs them.
@@ -114,7 +120,7 @@ class RateRNN(AbstractRecurrentModel):
     - `bias`, `readout_bias`: include b and b_out.
     - `readout_from`: `"all"` or `"excitatory"` (Dale's law only).
     - `feedback`: `False`, `True` (a fixed F with entries U(−1, 1), as in SPEC §2.9/§3.3) or
-      an `(N, n_out)` array; x receives F y_{t−1}. F is never trained.
+      an `(n_out, N)` array; x receives y_{t−1} F. F is never trained.
     - `frozen`: names among `"W"`, `"W_in"`, `"b"`, `"W_out"`, `"b_out"`, `"x0"` that are
       not trained (no tangents, no gradients).
     - `key`: PRNG key for the initialisation (required, keyword-only).
@@ -149,15 +155,15 @@ class RateRNN(AbstractRecurrentModel):
         recurrent neural networks for neuroscience*, NeurIPS 2024.
     """
 
-    W: Float[Array, "neuron neuron"]
-    W_in: Float[Array, "neuron input"]
+    W: Float[Array, "pre post"]
+    W_in: Float[Array, "input neuron"]
     b: Float[Array, " neuron"] | None
-    W_out: Float[Array, "output neuron"]
+    W_out: Float[Array, "neuron output"]
     b_out: Float[Array, " output"] | None
     x0: Float[Array, " neuron"] | None
-    F: Float[Array, "neuron output"] | None
+    F: Float[Array, "output neuron"] | None
     signs: Int[Array, " neuron"] | None
-    recurrent_mask: Bool[Array, "neuron neuron"] | None
+    recurrent_mask: Bool[Array, "pre post"] | None
 
     n_neurons: int = eqx.field(static=True)
     n_inputs: int = eqx.field(static=True)
@@ -233,22 +239,24 @@ class RateRNN(AbstractRecurrentModel):
                     f" got {getattr(mask, 'dtype', type(mask).__name__)} "
                     f"{getattr(mask, 'shape', '')}."
                 )
-            mask = jnp.asarray(mask)
+            mask = jnp.asarray(mask).T  # built below in (post, pre) form, stored transposed
 
         k_normal, k_mask, k_fb = jr.split(key, 3)
         z_rec, z_in, z_out = normal_blocks(
             k_normal, [(n, n), (n, self.n_inputs), (self.n_outputs, n)]
         )
-        self.recurrent_mask = connectivity_mask(
+        # construction in (post, pre) form; every array is transposed once at the end
+        recurrent_mask = connectivity_mask(
             k_mask, n, connectivity=connectivity, mask=mask, self_connections=self_connections
         )
+        self.recurrent_mask = None if recurrent_mask is None else recurrent_mask.T
         if excitatory_fraction is None:
             if readout_from == "excitatory":
                 raise ValueError(
                     '`readout_from="excitatory"` needs Dale\'s law: set `excitatory_fraction`.'
                 )
             self.signs = None
-            present = self.recurrent_mask
+            present = recurrent_mask
             density = 1.0 if present is None else jnp.maximum(jnp.mean(present), 1.0 / n)
             W = z_rec / jnp.sqrt(density * n)
             if present is not None:
@@ -260,32 +268,32 @@ class RateRNN(AbstractRecurrentModel):
                     '`readout_from="excitatory"` needs at least one excitatory neuron; '
                     f"excitatory_fraction = {excitatory_fraction} gives none of {n}."
                 )
-            W = balance_dale(z_rec, self.signs, self.recurrent_mask)
+            W = balance_dale(z_rec, self.signs, recurrent_mask)
         if spectral_radius is not None:
             W = scale_to_spectral_radius(W, spectral_radius)
         # Dale: store the free parameter with |W_free| = |W|, so weights() returns W itself.
-        self.W = W if self.signs is None else jnp.abs(W)
+        self.W = (W if self.signs is None else jnp.abs(W)).T
 
-        self.W_in = z_in / math.sqrt(max(self.n_inputs, 1))
+        self.W_in = (z_in / math.sqrt(max(self.n_inputs, 1))).T
         if readout_from == "excitatory":
             n_read = n_excitatory(n, excitatory_fraction)
             read = np.arange(n) < n_read
-            self.W_out = z_out * read / math.sqrt(n_read)
+            self.W_out = (z_out * read / math.sqrt(n_read)).T
         else:
-            self.W_out = z_out / math.sqrt(n)
+            self.W_out = (z_out / math.sqrt(n)).T
         self.b = jnp.zeros(n) if bias else None
         self.b_out = jnp.zeros(self.n_outputs) if readout_bias else None
         self.x0 = jnp.zeros(n) if learn_initial_state else None
 
         if feedback is True:
-            self.F = jr.uniform(k_fb, (n, self.n_outputs), minval=-1.0, maxval=1.0)
+            self.F = jr.uniform(k_fb, (self.n_outputs, n), minval=-1.0, maxval=1.0)
         elif feedback is False or feedback is None:
             self.F = None
         else:
-            if not hasattr(feedback, "shape") or tuple(feedback.shape) != (n, self.n_outputs):
+            if not hasattr(feedback, "shape") or tuple(feedback.shape) != (self.n_outputs, n):
                 raise ValueError(
-                    "`feedback` must be a bool or an array of shape (n_neurons, n_outputs) = "
-                    f"({n}, {self.n_outputs}); got {getattr(feedback, 'shape', feedback)!r}."
+                    "`feedback` must be a bool or an array of shape (n_outputs, n_neurons) = "
+                    f"({self.n_outputs}, {n}); got {getattr(feedback, 'shape', feedback)!r}."
                 )
             self.F = jnp.asarray(feedback, self.W.dtype)
 
@@ -298,16 +306,16 @@ class RateRNN(AbstractRecurrentModel):
             return self.n_neurons
         return n_excitatory(self.n_neurons, self.excitatory_fraction)
 
-    def _readout_mask(self) -> Bool[Array, "output neuron"] | None:
+    def _readout_mask(self) -> Bool[Array, "neuron output"] | None:
         if self.readout_from == "all":
             return None
         excitatory = jax.lax.stop_gradient(self.signs) > 0
-        return jnp.broadcast_to(excitatory[None, :], (self.n_outputs, self.n_neurons))
+        return jnp.broadcast_to(excitatory[:, None], (self.n_neurons, self.n_outputs))
 
     def weights(self) -> RateRNNWeights:
         """The effective weights: the one place where the free parameters are constrained.
 
-        W = (|W_free| ⊙ sign(pre) under Dale's law, else W_free) ⊙ mask; W_out is zeroed on
+        W = (|W_free| ⊙ sign(pre) (row-wise) under Dale's law, else W_free) ⊙ mask; W_out is zeroed on
         inhibitory neurons when `readout_from="excitatory"`; the fixed arrays (signs, masks,
         F) enter under `stop_gradient`.
         """
@@ -399,7 +407,7 @@ class RateRNN(AbstractRecurrentModel):
 
     @staticmethod
     def _output(w: RateRNNWeights, r):
-        y = w.W_out @ r
+        y = r @ w.W_out
         return y if w.b_out is None else y + w.b_out
 
     def _noisy_rates(self, x, noise, which):
@@ -430,14 +438,13 @@ class RateRNN(AbstractRecurrentModel):
         x = carry
         alpha = self.dt / self.tau
         r = self._noisy_rates(x, noise, "rate_now")
-        # Column convention W @ r, W (N_post, N_pre): SOFO pushes K tangents through this
-        # product, and the K×N×N weight tangent then contracts with the batch of rates as
-        # one GEMM without a transpose/re-layout of either operand.
-        drive = w.W @ r + w.W_in @ u
+        # Row convention r @ W (see the class docstring): under vmap over trials and K
+        # tangents these are GEMMs whose outputs already have the [K, B, N] layout.
+        drive = r @ w.W + u @ w.W_in
         if w.b is not None:
             drive = drive + w.b
         if w.F is not None:
-            drive = drive + w.F @ self._output(w, r)
+            drive = drive + self._output(w, r) @ w.F
         x = x + alpha * (drive - x)
         if noise is not None and "process" in noise:
             x = x + self.process_noise_scale * noise["process"]
