@@ -315,8 +315,8 @@ class RateRNN(AbstractRecurrentModel):
     def weights(self) -> RateRNNWeights:
         """The effective weights: the one place where the free parameters are constrained.
 
-        W = (|W_free| ⊙ sign(pre) (row-wise) under Dale's law, else W_free) ⊙ mask; W_out is zeroed on
-        inhibitory neurons when `readout_from="excitatory"`; the fixed arrays (signs, masks,
+        W = (|W_free| ⊙ sign(pre), row-wise, under Dale's law, else W_free) ⊙ mask; W_out is
+        zeroed on inhibitory neurons when `readout_from="excitatory"`; the fixed arrays (signs, masks,
         F) enter under `stop_gradient`.
         """
         W = self.W
