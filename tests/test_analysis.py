@@ -5,6 +5,7 @@ import shutil
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import jax.random as jr
 import matplotlib.image
 import numpy as np
@@ -64,7 +65,7 @@ def simulated(name):
         task_name, kwargs = TASKS[name]
         task = nd.tasks.get(task_name, **kwargs)
         model = task.default_model(key=jr.PRNGKey(0))
-        n_trials = 2 if name == "double-reach" else None
+        n_trials = 128 if name == "double-reach" else None  # 2 repeats of 64 conditions
         ds = A.simulate(model, task, key=jr.PRNGKey(1), n_trials=n_trials)
         _CACHE[name] = (task, model, ds)
     return _CACHE[name]
@@ -144,6 +145,19 @@ def test_psth_realigns_trials_with_different_events():
     # without alignment the trials do not coincide
     raw = A.psth(ds, align=None, window=None)
     assert raw.rates_sem.max() > 0.1
+
+
+def test_psth_float32_event_times_stay_on_the_grid():
+    """Event times stored in float32 (the tasks' default dtype) are exact index shifts."""
+    dt, n_steps = 0.002, 1000
+    event_steps = np.array([400, 537, 799])
+    events32 = (event_steps * np.float32(dt)).astype(np.float32)
+    assert np.any(events32.astype(np.float64) != event_steps * dt)
+    rates = np.random.default_rng(2).normal(size=(3, n_steps, 2))
+    ds = synthetic_trials(rates, events32, [0, 1, 2], dt)
+    p = A.psth(ds, align="go_cue", window=(-0.3, 0.4))
+    for c, e in enumerate(event_steps):
+        np.testing.assert_array_equal(p.rates_mean.values[c], rates[c, e - 150 : e + 201])
 
 
 def test_psth_interpolates_events_off_the_grid():
@@ -273,13 +287,27 @@ def test_kalman_oracle_matches_a_textbook_filter():
 
 
 @needs_reach
+def test_digits_hidden_activity_explains_the_logits():
+    task, model, ds = simulated("digits")
+    logits = np.asarray(jax.vmap(model)(jnp.asarray(ds.inputs.values)))
+    np.testing.assert_allclose(ds.outputs.values, logits, rtol=1e-12)
+    hidden = ds.rates.values
+    assert hidden.shape == (ds.sizes["trial"], 5) and np.all(hidden >= 0)  # ReLU units
+    design = np.concatenate([hidden, np.ones((len(hidden), 1))], axis=1)
+    coef, *_ = np.linalg.lstsq(design, logits, rcond=None)  # logits are affine in the units
+    np.testing.assert_allclose(design @ coef, logits, atol=1e-9)
+    assert np.mean(ds.prediction.values == ds.targets.values) == pytest.approx(
+        np.mean(logits.argmax(-1) == np.asarray(task.y_test)[: ds.sizes["trial"]])
+    )
+
+
 def test_simulate_trial_selection(getkey):
     task, model, _ = simulated("reach")
     # 32 trials either way: the shapes of the canonical run, so the rollout is not recompiled
     fresh = A.simulate(model, task, key=getkey(), n_trials=32, conditions=False)
     assert fresh.sizes["trial"] == 32 and "condition" not in fresh.coords
     assert fresh.attrs["trials"] == "fresh" and len(np.unique(fresh.angle.values)) == 32
-    given = A.simulate(model, task, key=getkey(), n_trials=4, conditions=task.conditions())
+    given = A.simulate(model, task, key=getkey(), n_trials=30, conditions=task.conditions())
     assert given.sizes["trial"] == 32 and given.attrs["trials"] == "given"
     assert np.all(given.condition.values == np.repeat(np.arange(8), 4))
     ff, ff_model, _ = simulated("flipflop")
@@ -471,7 +499,7 @@ def test_export_from_saved_run_matches_fit(tmp_path, capsys):
 @needs_reach
 def test_export_run_reach_writes_psth_and_figures(tmp_path):
     task, model, _ = simulated("reach-torque")
-    outputs = A.export_run(tmp_path, model, task, key=jr.PRNGKey(2), n_trials=2)
+    outputs = A.export_run(tmp_path, model, task, key=jr.PRNGKey(2), n_trials=16)
     for name in (
         "trials",
         "psth",

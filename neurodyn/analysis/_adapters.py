@@ -271,14 +271,30 @@ class DigitsAdapter(TaskAdapter):
 
 @eqx.filter_jit
 def _mlp_forward(model, x):
-    hidden = []
-    h = x
-    for i, (w, b) in enumerate(zip(model.weights, model.biases)):
-        h = h @ w.T + b
-        if i < len(model.weights) - 1:
-            h = model.activation(h)
-            hidden.append(h)
-    return h, hidden
+    """The model's own logits and its hidden-layer activities.
+
+    The hidden layers are recomputed from `model.weights`/`biases`; whether a weight is
+    stored `(out, in)` or `(in, out)` is read off its shape, and when every layer is square
+    the orientation that reproduces the model's logits is used.
+    """
+    logits = jax.vmap(model)(x)
+    candidates = []
+    for transpose in (True, False):
+        h, hidden = x, []
+        for i, (w, b) in enumerate(zip(model.weights, model.biases)):
+            w = w.T if transpose else w
+            if w.shape[0] != h.shape[-1]:
+                break
+            h = h @ w + b
+            if i < len(model.weights) - 1:
+                h = model.activation(h)
+                hidden.append(h)
+        else:
+            candidates.append((jnp.max(jnp.abs(h - logits)), hidden))
+    if len(candidates) == 1:
+        return logits, candidates[0][1]
+    (err_t, hid_t), (err_n, hid_n) = candidates
+    return logits, [jnp.where(err_t <= err_n, a, b) for a, b in zip(hid_t, hid_n)]
 
 
 register_adapter(FlipFlopTask, FlipFlopAdapter())

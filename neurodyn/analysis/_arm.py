@@ -71,7 +71,6 @@ class ArmAdapter(TaskAdapter):
             "rates": model.rates(new_carry),
             "outputs": y,
             "network_output": output,
-            "plant_state": state,
             "joint_angle": plant.joint_angles(state),
             "joint_velocity": plant.joint_velocities(state),
             "hand_position": plant.hand_position(state),

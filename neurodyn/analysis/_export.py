@@ -64,7 +64,7 @@ def export_run(out, model, task, *, key, history=None, n_trials=None) -> dict[st
     - `key`: drives the simulated trials (the command line uses `fold_in(PRNGKey(seed), 2)`,
       so `neurodyn export` reproduces what `neurodyn fit` wrote).
     - `history`: the training history (`FitResult.history`) for the learning curve.
-    - `n_trials`: trials per condition (or fresh trials) — see
+    - `n_trials`: trials to simulate (rounded up to whole repeats of the conditions) — see
       [`neurodyn.analysis.simulate`][].
 
     **Returns:** a mapping name → path relative to `out` (`trials`, `psth`, `trajectories`,
@@ -87,7 +87,7 @@ def export_run(out, model, task, *, key, history=None, n_trials=None) -> dict[st
         save(p, out / "psth.nc")
         outputs["psth"] = "psth.nc"
         if "rates_mean" in p and p.sizes.get("neuron", 0):
-            _figure(outputs, out, "psth", lambda: plot_psth_grid(_few_conditions(p)))
+            _figure(outputs, out, "psth", lambda: plot_psth_grid(p))
     if "hand_position" in ds.data_vars:
         tr = trajectories(ds, by="condition" if "condition" in ds.coords else None)
         save(tr, out / "trajectories.nc")
@@ -95,12 +95,6 @@ def export_run(out, model, task, *, key, history=None, n_trials=None) -> dict[st
     for name, plot in TRIAL_FIGURES.get(adapter.kind, {}).items():
         _figure(outputs, out, name, lambda plot=plot: plot(ds))
     return outputs
-
-
-def _few_conditions(p, max_conditions: int = 16):
-    from ._plots_arm import _subset
-
-    return _subset(p, "condition", max_conditions)[0]
 
 
 def export_from_run(run_dir, *, n_trials=None) -> dict[str, str]:

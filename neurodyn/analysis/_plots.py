@@ -97,9 +97,25 @@ def direction_colors(angles, angle_range=None) -> list:
     return [hsv_to_rgb((h, 0.85, 0.82)) for h in hue]
 
 
+def subset_conditions(ds, dim: str = "condition", max_groups: int = 16):
+    """Many conditions (the 64 of the double reach): keep those whose first target is the
+    first canonical direction, so that one panel shows 8 lines. Returns (subset, note)."""
+    if ds.sizes[dim] <= max_groups or "direction1" not in ds.coords:
+        return ds, ""
+    if ds["direction1"].dims != (dim,):
+        return ds, ""
+    d1 = np.asarray(ds["direction1"].values)
+    keep = np.flatnonzero(d1 == d1.min())
+    note = ""
+    if "angle1" in ds.coords:
+        note = f" (first target at {np.degrees(float(ds['angle1'].values[keep[0]])):.0f}°)"
+    return ds.isel({dim: keep}), note
+
+
 def condition_colors(ds, dim: str = "condition", angle_coord: str | None = None):
     """Colours for the groups of a PSTH/trajectories dataset: by direction when the groups
-    carry a direction angle, else a qualitative palette. Returns (colours, labels)."""
+    carry a direction angle, else a qualitative palette. Returns (colours, labels, legend
+    title)."""
     n = ds.sizes[dim]
     angle_coord = angle_coord or next(
         (c for c in ("angle", "angle2", "angle1") if c in ds.coords and ds[c].dims == (dim,)),
@@ -113,18 +129,24 @@ def condition_colors(ds, dim: str = "condition", angle_coord: str | None = None)
             radii = np.asarray(ds["radius"].values)
             if np.unique(radii).size > 1:
                 labels = [f"{lab}, {100 * r:.0f} cm" for lab, r in zip(labels, radii)]
-        return colors, labels
+        title = "second-target direction" if angle_coord == "angle2" else "direction"
+        return colors, labels, title
     plt = _pyplot()
     cmap = plt.get_cmap("tab10" if n <= 10 else "viridis")
     colors = [cmap(i if n <= 10 else i / max(n - 1, 1)) for i in range(n)]
     labels = [f"{dim} {v}" for v in np.asarray(ds[dim].values)]
-    return colors, labels
+    return colors, labels, dim
 
 
-def mark_events(ax, ds, dim: str, align_label: str, *, shade: bool = True, legend: bool = True):
+def _event_label(attrs, default: str) -> str:
+    return attrs.get("long_name", default).split(",")[0]
+
+
+def mark_events(ax, ds, dim: str, *, shade: bool = True, legend: bool = True):
     """Vertical line at the aligning event (time 0) and the other events' mean times; the
     preparation period (target onset → go cue) shaded."""
-    ax.axvline(0.0, color="k", lw=0.8, ls="--", label=align_label if legend else None)
+    align = ds["time"].attrs.get("long_name", "time from event").replace("time from ", "")
+    ax.axvline(0.0, color="k", lw=0.8, ls="--", label=align if legend else None)
     events = [
         str(c) for c, v in ds.coords.items() if v.dims == (dim,) and v.attrs.get("role") == "event"
     ]
@@ -143,9 +165,8 @@ def mark_events(ax, ds, dim: str, align_label: str, *, shade: bool = True, legen
                 label="preparation" if legend else None,
             )
         elif t[0] <= rel <= t[-1]:
-            ax.axvline(
-                rel, color="0.4", lw=0.8, ls=":", label=name.replace("_", " ") if legend else None
-            )
+            label = _event_label(ds[name].attrs, name.replace("_", " "))
+            ax.axvline(rel, color="0.4", lw=0.8, ls=":", label=label if legend else None)
 
 
 # ----------------------------------------------------------------------------- learning curves
@@ -244,6 +265,7 @@ def plot_psth_grid(
     n_neurons: int = 12,
     variable: str = "rates",
     ncols: int = 4,
+    max_conditions: int = 16,
 ):
     """PSTHs of sample neurons, one panel each, one line per condition (± s.e.m.).
 
@@ -254,6 +276,8 @@ def plot_psth_grid(
       (largest variance of the trial average over conditions and time).
     - `variable`: the averaged variable (`"<variable>_mean"`, `"<variable>_sem"`).
     - `ncols`: panels per row.
+    - `max_conditions`: beyond this many conditions (the double reach's 64), only those with
+      the first canonical first target are drawn (said in the title).
 
     Lines are coloured by reach direction when the conditions carry one; time 0 is the
     aligning event (dashed), the preparation period (target onset → go cue) is shaded and
@@ -265,6 +289,7 @@ def plot_psth_grid(
     """
     plt = _pyplot()
     dim = psth_ds[f"{variable}_mean"].dims[0]
+    psth_ds, note = subset_conditions(psth_ds, dim, max_conditions)
     mean = np.asarray(psth_ds[f"{variable}_mean"].transpose(dim, "time", "neuron").values, float)
     sem = np.asarray(psth_ds[f"{variable}_sem"].transpose(dim, "time", "neuron").values, float)
     if neurons is None:
@@ -282,7 +307,7 @@ def plot_psth_grid(
         constrained_layout=True,
     )
     t = np.asarray(psth_ds["time"].values, float)
-    colors, labels = condition_colors(psth_ds, dim)
+    colors, labels, legend_title = condition_colors(psth_ds, dim)
     types = psth_ds["cell_type"].values if "cell_type" in psth_ds.coords else None
     align = psth_ds["time"].attrs.get("align", "event")
     for k, ax in enumerate(axes.flat):
@@ -290,7 +315,7 @@ def plot_psth_grid(
             ax.set_visible(False)
             continue
         i = neurons[k]
-        mark_events(ax, psth_ds, dim, align.replace("_", " "), legend=(k == 0))
+        mark_events(ax, psth_ds, dim, legend=(k == 0))
         for c in range(mean.shape[0]):
             ax.plot(
                 t,
@@ -314,8 +339,9 @@ def plot_psth_grid(
         if k % ncols == 0:
             unit = psth_ds[f"{variable}_mean"].attrs.get("units", "1")
             ax.set_ylabel("rate (a.u.)" if unit in ("1", "") else f"rate ({unit})")
-        if k >= n - ncols:
+        if k + ncols >= n:  # the lowest panel of its column
             ax.set_xlabel(time_label(psth_ds["time"]))
+            ax.xaxis.set_tick_params(labelbottom=True)
     handles, labs = axes.flat[0].get_legend_handles_labels()
     fig.legend(
         handles,
@@ -323,17 +349,16 @@ def plot_psth_grid(
         loc="outside right upper",
         frameon=False,
         fontsize=8,
-        title=("direction" if "°" in "".join(labels) else "condition")
-        if mean.shape[0] <= 16
-        else None,
+        title=legend_title if mean.shape[0] <= 16 else None,
     )
     n_tr = np.asarray(psth_ds["n_trials"].values)
     task = psth_ds.attrs.get("task", "")
     covered = np.asarray(psth_ds["n_trials"].transpose(dim, "time").values) > 0
     warn = nonfinite_note(mean[..., neurons][covered])
+    event = psth_ds["time"].attrs.get("long_name", "").replace("time from ", "") or align
     fig.suptitle(
         f"{task} PSTHs: mean ± s.e.m. over {int(np.nanmax(n_tr)) if n_tr.size else 0} "
-        f"trials per condition, aligned on {align.replace('_', ' ')}".strip()
+        f"trials per condition{note}, aligned on the {event}".strip()
         + warn,
         color="C3" if warn else "k",
     )

@@ -5,26 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._plots import _pyplot, direction_colors, mark_events, nonfinite_note, time_label
+from ._plots import (
+    _pyplot,
+    condition_colors,
+    direction_colors,
+    mark_events,
+    nonfinite_note,
+    subset_conditions,
+    time_label,
+)
 from ._trajectories import trajectories
 
 WITHIN_M = 0.02  # the reach tasks' success radius (2 cm), drawn around each target
-
-
-def _subset(ds, dim: str, max_groups: int = 16):
-    """Many conditions (the 64 of the double reach): keep those whose first target is the first
-    canonical direction, so that one panel shows 8 lines. Returns (subset, note)."""
-    if ds.sizes[dim] <= max_groups or "direction1" not in ds.coords:
-        return ds, ""
-    if ds["direction1"].dims != (dim,):
-        return ds, ""
-    d1 = ds["direction1"].values
-    first = np.min(d1)
-    keep = np.flatnonzero(d1 == first)
-    note = ""
-    if "angle1" in ds.coords:
-        note = f" (first target at {np.degrees(float(ds['angle1'].values[keep[0]])):.0f}°)"
-    return ds.isel({dim: keep}), note
 
 
 def _trial_angles(ds) -> tuple[np.ndarray, str]:
@@ -176,10 +168,8 @@ def plot_motor_output(ds, *, max_conditions: int = 16):
     by = "condition" if "condition" in ds.coords else None
     tr = trajectories(ds, by=by, variables=variables)
     dim = tr["hand_speed_mean"].dims[0]
-    tr, note = _subset(tr, dim, max_conditions)
-    from ._plots import condition_colors
-
-    colors, labels = condition_colors(tr, dim)
+    tr, note = subset_conditions(tr, dim, max_conditions)
+    colors, labels, legend_title = condition_colors(tr, dim)
     muscle = "muscle_activation" in variables
     nrows = 3 if muscle else 1
     fig, axes = plt.subplots(
@@ -191,7 +181,6 @@ def plot_motor_output(ds, *, max_conditions: int = 16):
         constrained_layout=True,
     )
     t = np.asarray(tr["time"].values, float)
-    align = tr["time"].attrs.get("align", "event").replace("_", " ")
     panels = [(axes[0, 0], "hand_speed", None, "hand speed (cm/s)", 100.0)]
     for j, joint in enumerate(np.asarray(tr["joint"].values)):
         panels.append((axes[0, 1 + j], "torque", {"joint": j}, f"{joint} torque (N·m)", 1.0))
@@ -213,7 +202,7 @@ def plot_motor_output(ds, *, max_conditions: int = 16):
             mean, std = mean.isel(sel), std.isel(sel)
         mean = scale * np.asarray(mean.transpose(dim, "time").values, float)
         std = scale * np.asarray(std.transpose(dim, "time").values, float)
-        mark_events(ax, tr, dim, align, legend=(k == 0))
+        mark_events(ax, tr, dim, legend=(k == 0))
         for c in range(mean.shape[0]):
             ax.plot(t, mean[c], color=colors[c], lw=1.2, label=labels[c] if k == 0 else None)
             ok = np.isfinite(std[c])
@@ -236,7 +225,7 @@ def plot_motor_output(ds, *, max_conditions: int = 16):
         loc="outside right upper",
         frameon=False,
         fontsize=8,
-        title="direction" if "°" in "".join(labels) else None,
+        title=legend_title,
     )
     arm = "muscle arm" if muscle else "torque arm"
     warn = nonfinite_note(*(ds[v].values for v in variables))

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-_GRID_TOL = 1e-6
+# events within this many steps of the time grid are on it (float32 event times are off by
+# ~1e-7 relative; interpolating by such amounts would only add rounding noise)
+_GRID_TOL = 1e-3
 
 
 def event_names(ds: xr.Dataset) -> list[str]:
@@ -109,7 +111,7 @@ def align_trials(
         if not lo <= hi:
             raise ValueError(f"`window` must be (start, end) with start <= end; got {window}.")
     k = np.arange(np.ceil(lo / dt - _GRID_TOL), np.floor(hi / dt + _GRID_TOL) + 1)
-    rel = k * dt
+    rel = np.round(k * dt, 12)  # 0.3, not 0.30000000000000004: `sel(time=0.3)` works
     pos = (events[:, None] + rel[None, :] - t[0]) / dt  # fractional sample index [trial, rel]
     n_t = t.size
     nearest = np.rint(pos)
@@ -177,25 +179,26 @@ def _groups(ds: xr.Dataset, by) -> tuple[np.ndarray, np.ndarray, str, dict]:
 
 def group_statistics(values, valid, index, n_groups):
     """Mean, std (ddof=1), sem and count per group; NaN where fewer than 1 (mean) or 2
-    (std, sem) trials contribute."""
-    count = np.zeros((n_groups, valid.shape[1]), np.int64)
-    np.add.at(count, index, valid.astype(np.int64))
+    (std, sem) trials contribute. Two passes (mean, then squared deviations from it)."""
+    members = [np.flatnonzero(index == g) for g in range(n_groups)]
+    count = np.stack([valid[m].sum(0) for m in members]).astype(np.int64)
     out = {}
     for name, v in values.items():
         expand = (slice(None), slice(None)) + (None,) * (v.ndim - 2)
-        w = valid[expand].astype(v.dtype)
-        total = np.zeros((n_groups,) + v.shape[1:], v.dtype)
-        np.add.at(total, index, v * w)
-        n = count[expand].astype(v.dtype)
+        mean = np.empty((n_groups,) + v.shape[1:], v.dtype)
+        var = np.empty_like(mean)
+        for g, m in enumerate(members):
+            w = valid[m][expand]
+            n = count[g][(slice(None),) + (None,) * (v.ndim - 2)].astype(v.dtype)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mu = np.where(w, v[m], 0).sum(0) / n
+                sq = np.where(w, (v[m] - mu) ** 2, 0).sum(0)
+                mean[g] = np.where(n >= 1, mu, np.nan)
+                var[g] = np.where(n >= 2, sq / (n - 1), np.nan)
+        std = np.sqrt(var)
+        n_all = count[expand].astype(v.dtype)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = total / n
-            sq = np.zeros_like(total)
-            np.add.at(sq, index, w * (v - mean[index]) ** 2)
-            var = sq / (n - 1)
-            var = np.where(n >= 2, var, np.nan)
-            mean = np.where(n >= 1, mean, np.nan)
-            std = np.sqrt(var)
-            sem = std / np.sqrt(n)
+            sem = std / np.sqrt(n_all)
         out[name] = (mean, std, sem)
     return out, count
 
@@ -280,7 +283,7 @@ def grouped(
             "neurodyn_dataset": kind,
             "by": "none" if by is None else str(by),
             "align": align_name,
-            "window": [float(rel[0]), float(rel[-1])] if rel.size else [],
+            "window": [round(float(rel[0]), 12), round(float(rel[-1]), 12)] if rel.size else [],
             "smooth": None if smooth is None else float(smooth),
             "n_trials_total": int(ds.sizes["trial"]),
         }

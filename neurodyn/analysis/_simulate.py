@@ -300,8 +300,9 @@ def choose_trials(adapter, task, *, key, n_trials, conditions):
     if canonical is None:
         n = adapter.default_n_trials if n_trials is None else n_trials
         return adapter.fresh_trials(task, key=key, n_trials=n), None, None, "fresh"
-    repeats = adapter.default_repeats if n_trials is None else n_trials
     n_cond = canonical.batch_size
+    # as the reach tasks' own evaluation: n_trials rounded up to whole repeats per condition
+    repeats = adapter.default_repeats if n_trials is None else -(-n_trials // n_cond)
     batch = _repeat(canonical, repeats)
     condition = np.repeat(np.arange(n_cond), repeats)
     repeat = np.tile(np.arange(repeats), n_cond)
@@ -330,9 +331,10 @@ def simulate(
     - `model`: the trained model (e.g. `FitResult.model`).
     - `task`: its task.
     - `key`: drives the trials (when fresh) and the network's noise (required, keyword-only).
-    - `n_trials`: with canonical conditions, the number of trials per condition (default:
-      the adapter's, 4 for reaching; each repeat has its own noise); with fresh trials, the
-      number of trials (default 16; 8 for Lorenz, the whole test set up to 1000 for digits).
+    - `n_trials`: the number of trials. With canonical conditions it is rounded up to a
+      whole number of repeats of every condition, each repeat with its own noise (default:
+      4 repeats for the reach, 2 for the double reach's 64 conditions); fresh trials default
+      to 16 (32 for Kalman, 8 for Lorenz, the test set up to 1000 images for digits).
     - `conditions`: `None` (default) — the task's canonical evaluation conditions
       (`task.conditions()`, e.g. the 8 reach directions) when it has them, else fresh trials;
       `True` — the canonical conditions (error if there are none); `False` — fresh trials
@@ -346,6 +348,29 @@ def simulate(
     `go_cue`, in the units of `time`), per-neuron `cell_type`. Every variable has `units` and
     `long_name`; attrs hold the task and model configs (`task_config`, `model_config`), the
     software versions, `dt`, the key and how the trials were chosen (`trials`).
+
+    Variables by task (`[T]` stands for the dims `(trial, time)`):
+
+    - every recurrent task: `inputs` `[T, input]`, `targets`, `outputs` `[T, output]`,
+      `rates` `[T, neuron]`, `loss_weight` `[T]` (where the task weights its loss);
+    - reach, double-reach: `hand_position`, `hand_velocity` `[T, axis]` (m, m s-1),
+      `hand_speed` `[T]`, `joint_angle`, `joint_velocity` `[T, joint]` (rad, rad s-1),
+      `torque` `[T, joint]` (N m), `network_output` `[T, control]`, `target_position`
+      `[T, axis]`; with muscles `muscle_excitation`, `muscle_activation` `[T, muscle]` and
+      `muscle_force` (N); per-trial coords `target`, `angle` (rad), `radius` (m),
+      `direction` (`target1`, `angle2`, ... for the double reach) and the events
+      `target_onset`, `go_cue` (`go_cue1`, `go_cue2`) in s;
+    - kalman: `latent`, `observation`, `estimate` (the network's), `oracle_estimate` `[T]`,
+      the context `tau` (steps), `bias`, `beta`, `switch` (bool), `time_since_switch`;
+    - lorenz: `targets` (true) and `outputs` (the free-running network) `[T, axis]` with
+      axis x, y, z (z-scored); `initial_state`; `rates` = the hidden layer; attrs
+      `zscore_mean`, `zscore_std`;
+    - flipflop: `inputs`, `targets`, `outputs` `[T, bit]`, `onset` (bool), coord `n_pulses`;
+    - oneshot: `outputs` (logits) and `probability` `[T, class]`, `targets`, `item` `[T]`,
+      coords `permutation`, `query_time`;
+    - digits (no time): `inputs` `(trial, pixel)`, `targets`, `prediction` `(trial)`,
+      `outputs`, `probability` `(trial, class)`, `rates` `(trial, neuron)` (the hidden
+      units, coord `layer`).
 
     **Example:**
 
@@ -372,7 +397,7 @@ def simulate(
         units, description = adapter.time_units(task)
         coords["time"] = var(
             ("time",),
-            np.arange(n_steps) * dt,
+            np.round(np.arange(n_steps) * dt, 12),
             units,
             f"{description}, from the start of the trial (bin start)",
             align="trial_start",
