@@ -6,6 +6,10 @@ from ._bptt import adam as adam
 from ._bptt import bptt as bptt
 from ._fgd import FGD as FGD
 from ._fgd import fgd as fgd
+from ._force import FORCE as FORCE
+from ._force import FORCEState as FORCEState
+from ._force import force as force
+from ._force import rls_update as rls_update
 from ._losses import AbstractLoss as AbstractLoss
 from ._losses import MeanSquaredError as MeanSquaredError
 from ._losses import SoftmaxCrossEntropy as SoftmaxCrossEntropy

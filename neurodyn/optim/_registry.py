@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from ._bptt import adam
 from ._fgd import fgd
+from ._force import force
 from ._sofo_optimizer import SOFO, FirstOrderSOFO, first_order_sofo, sofo
 
 # keys of a task's hyperparameter dict that configure the loop, not the optimizer
@@ -17,6 +18,7 @@ _BUILDERS: dict[str, tuple[Callable, str]] = {
     "adam": (adam, "BPTT + Adam (exact gradients by reverse mode)"),
     "fgd": (fgd, "forward gradient descent (unbiased random-direction gradient)"),
     "first-order-sofo": (first_order_sofo, "first-order SOFO (gradient projected on V)"),
+    "force": (force, "batched FORCE: online recursive least squares on the readout"),
 }
 
 
