@@ -6,7 +6,6 @@ every variable; no task file knows about analysis.
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -61,10 +60,19 @@ class KalmanAdapter(TaskAdapter):
     kind = "kalman"
     default_n_trials = 32
 
+    def extras(self, task, model, batch, *, key):
+        from ..tasks._kalman_filter import oracle_filter
+
+        md = batch.metadata
+        oracle = jax.vmap(lambda *a: oracle_filter(*a, sigma=task.sigma))(
+            batch.inputs[..., 0], md["tau"], md["bias"], md["beta"], md["switch"]
+        )
+        return {"oracle": oracle}
+
     def variables(self, task, model, batch, observed, *, key):
         md = batch.metadata
         dims = ("trial", "time")
-        oracle = np.asarray(_oracle(task, batch, key))
+        oracle = observed["oracle"]
         estimate = np.asarray(observed["outputs"])[..., 0]
         return {
             "inputs": var(("trial", "time", "input"), batch.inputs, "1", "network input"),
@@ -90,21 +98,6 @@ class KalmanAdapter(TaskAdapter):
                 "time since the last context switch",
             ),
         }
-
-
-@jax.jit
-def _oracle_filter(y, tau, bias, beta, switch, sigma):
-    from ..tasks._kalman_filter import oracle_filter
-
-    return jax.vmap(lambda *a: oracle_filter(*a, sigma=sigma))(y, tau, bias, beta, switch)
-
-
-def _oracle(task, batch, key):
-    del key
-    md = batch.metadata
-    return _oracle_filter(
-        batch.inputs[..., 0], md["tau"], md["bias"], md["beta"], md["switch"], task.sigma
-    )
 
 
 # ----------------------------------------------------------------------------- Lorenz
@@ -233,13 +226,16 @@ class DigitsAdapter(TaskAdapter):
     def canonical_trials(self, task):
         return None
 
+    def extras(self, task, model, batch, *, key):
+        logits, hidden = _mlp_forward(model, batch.inputs)
+        n = batch.inputs.shape[0]
+        rates = jnp.concatenate(hidden, axis=-1) if hidden else jnp.zeros((n, 0), logits.dtype)
+        return {"logits": logits, "hidden": rates}
+
     def variables(self, task, model, batch, observed, *, key):
-        x = jnp.asarray(batch.inputs)
-        logits, hidden = _mlp_forward(model, x)
-        logits, hidden = np.asarray(logits), [np.asarray(h) for h in hidden]
+        logits, rates = observed["logits"], observed["hidden"]
         shifted = logits - logits.max(-1, keepdims=True)
         prob = np.exp(shifted) / np.exp(shifted).sum(-1, keepdims=True)
-        rates = np.concatenate(hidden, axis=-1) if hidden else np.zeros((len(logits), 0))
         return {
             "inputs": var(("trial", "pixel"), batch.inputs, "1", "pixel intensity (0 to 1)"),
             "targets": var(("trial",), np.asarray(batch.targets), "1", "true digit"),
@@ -269,7 +265,6 @@ class DigitsAdapter(TaskAdapter):
         return {"image_shape": [side, side]}
 
 
-@eqx.filter_jit
 def _mlp_forward(model, x):
     """The model's own logits and its hidden-layer activities.
 

@@ -131,6 +131,8 @@ def condition_colors(ds, dim: str = "condition", angle_coord: str | None = None)
                 labels = [f"{lab}, {100 * r:.0f} cm" for lab, r in zip(labels, radii)]
         title = "second-target direction" if angle_coord == "angle2" else "direction"
         return colors, labels, title
+    if n == 1 and ds[dim].attrs.get("long_name") == "all trials":
+        return ["C0"], ["all trials"], None
     plt = _pyplot()
     cmap = plt.get_cmap("tab10" if n <= 10 else "viridis")
     colors = [cmap(i if n <= 10 else i / max(n - 1, 1)) for i in range(n)]

@@ -124,19 +124,32 @@ def plot_hand_trajectories(ds, *, max_trials: int = 4, ax=None):
     from matplotlib.lines import Line2D
 
     uniq = sorted(set(np.round(angles, 9)))
-    handles = [
-        Line2D(
-            [], [], color=direction_colors([u], (lo, hi))[0], lw=2, label=f"{np.degrees(u):.0f}°"
-        )
-        for u in uniq
-    ][:16]
+    handles = []
+    if len(uniq) <= 16:
+        handles = [
+            Line2D(
+                [],
+                [],
+                color=direction_colors([u], (lo, hi))[0],
+                lw=2,
+                label=f"{np.degrees(u):.0f}°",
+            )
+            for u in uniq
+        ]
+    else:  # random targets: a colour bar instead of one entry per direction
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import ListedColormap, Normalize
+
+        cmap = ListedColormap(direction_colors(np.linspace(lo, hi, 256), (lo, hi)))
+        mappable = ScalarMappable(Normalize(np.degrees(lo), np.degrees(hi)), cmap)
+        fig.colorbar(mappable, ax=[p[0] for p in panels], label="target direction (°)", shrink=0.6)
     handles.append(Line2D([], [], color="k", marker="+", ls="", ms=9, mew=2, label="start"))
     handles.append(
         Line2D([], [], color="0.3", marker="o", mfc="none", ls="", ms=9, label="target (2 cm)")
     )
     if double:
         handles.append(Line2D([], [], color="k", marker="o", ls="", ms=7, label="first target"))
-    title = "second-target direction" if double else "direction"
+    title = ("second-target direction" if double else "direction") if len(uniq) <= 16 else None
     fig.legend(handles=handles, loc="outside right upper", frameon=False, fontsize=8, title=title)
     what = "mean (thick) and single trials (thin)" if mean is not None else "single trials"
     note = nonfinite_note(ds["rates"].values) if "rates" in ds else ""
@@ -228,10 +241,10 @@ def plot_motor_output(ds, *, max_conditions: int = 16):
         title=legend_title,
     )
     arm = "muscle arm" if muscle else "torque arm"
+    over = "trials per condition" if by else f"all {ds.sizes['trial']} trials"
     warn = nonfinite_note(*(ds[v].values for v in variables))
     fig.suptitle(
-        f"{ds.attrs.get('task', '')} ({arm}): mean ± s.d. over trials per condition{note}".strip()
-        + warn,
+        f"{ds.attrs.get('task', '')} ({arm}): mean ± s.d. over {over}{note}".strip() + warn,
         color="C3" if warn else "k",
     )
     return fig

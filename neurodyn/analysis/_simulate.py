@@ -125,8 +125,9 @@ class TaskAdapter:
 
     # -- trials ---------------------------------------------------------------------
     def fresh_trials(self, task, *, key, n_trials: int) -> Batch:
-        # one compiled program: sampling eagerly compiles every primitive on its own
-        return _jit_sample(task, key, n_trials)
+        """Fresh trials (traced: `simulate` compiles sampling, rollout and `extras` as one
+        program — run eagerly, every primitive would be compiled on its own)."""
+        return task.sample(key=key, batch_size=n_trials)
 
     def canonical_trials(self, task) -> Batch | None:
         if type(task).conditions is AbstractTask.conditions:
@@ -136,6 +137,11 @@ class TaskAdapter:
     # -- rollout --------------------------------------------------------------------
     def problem(self, task, model, batch: Batch, *, key):
         return task.problem(model, batch, key=key)
+
+    def extras(self, task, model, batch: Batch, *, key) -> dict[str, jax.Array]:
+        """Batch-level arrays computed with the rollout (traced), e.g. a baseline filter."""
+        del task, model, batch, key
+        return {}
 
     def observe(self, model, carry, x, new_carry, y) -> dict[str, jax.Array]:
         """What to keep of one trial's step (`carry` → `new_carry` on input `x`, output `y`)."""
@@ -172,11 +178,6 @@ class TaskAdapter:
     def attrs(self, task, model, batch: Batch) -> dict[str, Any]:
         del task, model, batch
         return {}
-
-
-@eqx.filter_jit
-def _jit_sample(task, key, n_trials):
-    return task.sample(key=key, batch_size=n_trials)
 
 
 @eqx.filter_jit
@@ -242,8 +243,11 @@ def _batched_observe(adapter, model, carry, x, new_carry, y):
     )
 
 
-@eqx.filter_jit
-def _rollout(adapter, model, problem):
+def rollout(adapter, task, model, batch: Batch, *, key) -> dict[str, jax.Array]:
+    """Roll `model` out on `batch` (the task's problem) keeping what `adapter.observe` keeps
+    at every step; batch-first arrays. Traceable."""
+    problem = adapter.problem(task, model, batch, key=key)
+
     def body(carry, x):
         new_carry, y = problem.step(model, carry, x)
         return new_carry, _batched_observe(adapter, model, carry, x, new_carry, y)
@@ -252,11 +256,15 @@ def _rollout(adapter, model, problem):
     return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), observed)
 
 
-def run_trials(adapter, task, model, batch: Batch, *, key) -> dict[str, np.ndarray]:
-    """Roll `model` out on `batch` with `adapter`; the observed arrays, batch-first numpy."""
-    problem = adapter.problem(task, model, batch, key=key)
-    observed = _rollout(adapter, model, problem)
-    return {k: np.asarray(v) for k, v in observed.items()}
+@eqx.filter_jit
+def _simulate_arrays(adapter, task, model, batch, keys, n_fresh, recurrent):
+    """Trials (when `batch` is None), rollout and extras as one compiled program."""
+    k_trials, k_run, k_extra = keys
+    if batch is None:
+        batch = adapter.fresh_trials(task, key=k_trials, n_trials=n_fresh)
+    observed = rollout(adapter, task, model, batch, key=k_run) if recurrent else {}
+    observed.update(adapter.extras(task, model, batch, key=k_extra))
+    return batch, observed
 
 
 # ----------------------------------------------------------------------------- trials
@@ -278,7 +286,8 @@ def _check_n_trials(n_trials) -> int | None:
 
 
 def choose_trials(adapter, task, *, key, n_trials, conditions):
-    """(batch, condition index per trial or None, repeat index or None, mode)."""
+    """(batch — or the number of fresh trials to draw —, condition index per trial or None,
+    repeat index or None, mode)."""
     n_trials = _check_n_trials(n_trials)
     if isinstance(conditions, Batch):
         canonical, mode = conditions, "given"
@@ -297,9 +306,9 @@ def choose_trials(adapter, task, *, key, n_trials, conditions):
             "`conditions` must be None (canonical when the task has them), True, False or a "
             f"neurodyn.tasks.Batch; got {type(conditions).__name__}."
         )
-    if canonical is None:
+    if canonical is None:  # the batch is drawn by `_simulate_arrays`; here its size
         n = adapter.default_n_trials if n_trials is None else n_trials
-        return adapter.fresh_trials(task, key=key, n_trials=n), None, None, "fresh"
+        return n, None, None, "fresh"
     n_cond = canonical.batch_size
     # as the reach tasks' own evaluation: n_trials rounded up to whole repeats per condition
     repeats = adapter.default_repeats if n_trials is None else -(-n_trials // n_cond)
@@ -384,8 +393,18 @@ def simulate(
     batch, condition, repeat, mode = choose_trials(
         adapter, task, key=k_trials, n_trials=n_trials, conditions=conditions
     )
-    recurrent = getattr(task, "recurrent", True)
-    observed = run_trials(adapter, task, model, batch, key=k_run) if recurrent else {}
+    recurrent = bool(getattr(task, "recurrent", True))
+    n_fresh = batch if isinstance(batch, int) else None
+    batch, observed = _simulate_arrays(
+        adapter,
+        task,
+        model,
+        None if n_fresh else batch,
+        (k_trials, k_run, k_extra),
+        n_fresh,
+        recurrent,
+    )
+    observed = {k: np.asarray(v) for k, v in observed.items()}
     data = adapter.variables(task, model, batch, observed, key=k_extra)
 
     coords: dict[str, Any] = {}
