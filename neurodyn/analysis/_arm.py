@@ -203,10 +203,34 @@ def _input_channels(n_in: int) -> tuple[list[str], list[str]]:
     return [f"input_{i}" for i in range(n_in)], ["1"] * n_in
 
 
+def _condition_labels(md) -> np.ndarray | None:
+    """Readable labels of canonical trials: "36°, 20 cm" (reach) or "36° → 180°" (double)."""
+    if "condition" not in md or np.any(np.asarray(md["condition"]) < 0):
+        return None
+    if "angle" in md and "radius" in md:
+        return np.array(
+            [
+                f"{np.degrees(a):.0f}°, {100 * r:.0f} cm"
+                for a, r in zip(np.asarray(md["angle"]), np.asarray(md["radius"]))
+            ]
+        )
+    if "angle1" in md and "angle2" in md:
+        return np.array(
+            [
+                f"{np.degrees(a):.0f}° → {np.degrees(b):.0f}°"
+                for a, b in zip(np.asarray(md["angle1"]), np.asarray(md["angle2"]))
+            ]
+        )
+    return None
+
+
 def _metadata_coords(batch, dt: float) -> dict:
     """Per-trial coordinates and event times from the reach tasks' metadata."""
     md = batch.metadata
     out = {}
+    labels = _condition_labels(md)
+    if labels is not None:
+        out["condition_label"] = var(("trial",), labels, "1", "condition", role="coord")
     for name, value in md.items():
         value = np.asarray(value)
         if name == "condition":

@@ -224,7 +224,7 @@ def plot_learning_curves(histories, *, metric: str = "loss", title: str | None =
                 x,
                 np.median(y, 0),
                 color=color,
-                label=f"{label} (median of {len(ys)})" if len(ys) > 1 else label,
+                label=f"{label} ({len(ys)} seeds)" if len(ys) > 1 else label,
                 **style,
             )
             if len(ys) > 1:
@@ -237,10 +237,15 @@ def plot_learning_curves(histories, *, metric: str = "loss", title: str | None =
             ax.set_yscale("log")
             plain_log_ticks(ax)
         ax.grid(alpha=0.3, which="both")
+    seeds = any(len(runs) > 1 for runs in runs_of.values())
     axes[0].set_title(f"{ylabel} against iterations", fontsize=10)
     axes[1].set_title(f"{ylabel} against wall-clock time", fontsize=10)
     if axes[0].lines:
-        axes[0].legend(frameon=False)
+        axes[0].legend(
+            frameon=False,
+            title="median over seeds, range shaded" if seeds else None,
+            title_fontsize=8,
+        )
     if title:
         fig.suptitle(title)
     return fig
