@@ -347,8 +347,8 @@ def simulate(
     - `conditions`: `None` (default) — the task's canonical evaluation conditions
       (`task.conditions()`, e.g. the 8 reach directions) when it has them, else fresh trials;
       `True` — the canonical conditions (error if there are none); `False` — fresh trials
-      from `task.sample`; or a `neurodyn.tasks.Batch` of trials to run, each counted as a
-      condition.
+      from `task.sample`; or a `neurodyn.tasks.Batch` of trials to run, each trial counted
+      as a condition and repeated as the canonical ones are (`n_trials`).
 
     **Returns:** an `xarray.Dataset` with dims `trial`, `time` (seconds for physical tasks,
     steps otherwise; see the module docstring for the bin convention), `neuron` and the
