@@ -286,7 +286,6 @@ def test_kalman_oracle_matches_a_textbook_filter():
     np.testing.assert_allclose(ds.latent, ds.targets.values[..., 0])
 
 
-@needs_reach
 def test_digits_hidden_activity_explains_the_logits():
     task, model, ds = simulated("digits")
     logits = np.asarray(jax.vmap(model)(jnp.asarray(ds.inputs.values)))
@@ -301,6 +300,7 @@ def test_digits_hidden_activity_explains_the_logits():
     )
 
 
+@needs_reach
 def test_simulate_trial_selection(getkey):
     task, model, _ = simulated("reach")
     # 32 trials either way: the shapes of the canonical run, so the rollout is not recompiled
