@@ -101,6 +101,7 @@ def test_hyperparameters_for_every_optimizer_and_size(name):
                 assert key in hp
             if opt != "adam":
                 assert "n_tangents" in hp
+            nd.optim.from_config(opt, **hp)  # every key is understood by the optimizer
         assert "damping" in task.hyperparameters("sofo")
         with pytest.raises(ValueError, match="'lbfgs'"):
             task.hyperparameters("lbfgs")
@@ -230,7 +231,7 @@ def test_lorenz_horizon_is_exact(getkey):
 
 def test_lorenz_attractor_statistics_accept_the_true_system(getkey):
     task = LorenzTask(n_train=1000, n_hidden=8)
-    seg = make_test_segments(getkey(), 4, 3000)
+    seg = make_test_segments(key=getkey(), n_trials=4, n_steps=3000)
     stats = task.attractor_statistics(task.normalize(seg))
     assert stats["on_attractor"] == 1.0, stats
     # a rollout stuck at a point is not on the attractor

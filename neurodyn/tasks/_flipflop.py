@@ -26,15 +26,16 @@ from ._metrics import rollout_outputs
 
 _HYPERPARAMETERS = {
     "cpu": {
-        # N = 64 at this size; η = 1 with λ = 1e-5 (the reference's) diverged here, and
-        # η = 0.5–0.7 blew up in the first 50 iterations before recovering; η = 0.3 with
-        # λ = 1e-3 is stable (benchmarks/results/task_results.md).
+        # N = 64 at this size. λ = 1e-5 (the reference's, SPEC §3.3) matters: with λ = 1e-3
+        # SOFO plateaued at ≈ 92 % (MSE 0.30) after 700 iterations, with λ = 1e-5 it reaches
+        # 99.5 % (MSE 0.056); η = 1 diverged and η = 0.5–0.7 blew up early, η = 0.3 is
+        # stable (benchmarks/results/task_results.md).
         "sofo": {
             "n_iters": 700,
             "batch_size": 32,
             "learning_rate": 0.3,
             "n_tangents": 64,
-            "damping": 1e-3,
+            "damping": 1e-5,
         },
         "adam": {"n_iters": 5000, "batch_size": 32, "learning_rate": 1e-3},
         "fgd": {"n_iters": 3000, "batch_size": 32, "learning_rate": 1e-4, "n_tangents": 64},
@@ -69,11 +70,11 @@ _HYPERPARAMETERS = {
 
 
 def sample_flipflop_trials(
+    *,
     key,
     batch_size: int,
     n_steps: int,
     n_bits: int,
-    *,
     pulse_prob: float = 0.02,
     pulse_duration: int = 3,
     refractory: int = 11,
@@ -181,10 +182,10 @@ class FlipFlopTask(AbstractTask):
     def sample(self, *, key, batch_size: int) -> Batch:
         check_positive_int(batch_size, "batch_size")
         trials = sample_flipflop_trials(
-            key,
-            batch_size,
-            self.n_steps,
-            self.n_bits,
+            key=key,
+            batch_size=batch_size,
+            n_steps=self.n_steps,
+            n_bits=self.n_bits,
             pulse_prob=self.pulse_prob,
             pulse_duration=self.pulse_duration,
             refractory=self.refractory,

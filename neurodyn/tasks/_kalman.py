@@ -79,10 +79,10 @@ _HYPERPARAMETERS = {
 
 
 def sample_kalman_trials(
+    *,
     key,
     batch_size: int,
     n_steps: int,
-    *,
     hold: int = 100,
     hazard: float = 0.01,
     tau_range: tuple[float, float] = (1.0, 10.0),
@@ -254,7 +254,9 @@ class KalmanTask(AbstractTask):
     def sample(self, *, key, batch_size: int) -> Batch:
         """`batch_size` fresh trials (jittable; see the class docstring for the layout)."""
         check_positive_int(batch_size, "batch_size")
-        trials = sample_kalman_trials(key, batch_size, self.n_steps, **self._generator_kwargs())
+        trials = sample_kalman_trials(
+            key=key, batch_size=batch_size, n_steps=self.n_steps, **self._generator_kwargs()
+        )
         return _to_batch(trials)
 
     def loss_function(self):
@@ -396,7 +398,9 @@ EVAL_SET_TRIALS = 64
 
 def make_eval_trials(dtype=None) -> dict[str, jax.Array]:
     """The trials of `data/kalman_eval.nc`: 64 trials of T = 1000 with the default prior."""
-    return sample_kalman_trials(jr.PRNGKey(EVAL_SET_SEED), EVAL_SET_TRIALS, 1000, dtype=dtype)
+    return sample_kalman_trials(
+        key=jr.PRNGKey(EVAL_SET_SEED), batch_size=EVAL_SET_TRIALS, n_steps=1000, dtype=dtype
+    )
 
 
 @functools.lru_cache(maxsize=1)

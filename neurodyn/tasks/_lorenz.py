@@ -133,7 +133,7 @@ EVAL_SET_STEPS = 64
 EVAL_TRANSIENT = 10.0
 
 
-def make_test_segments(key, n_trials: int, n_steps: int, *, dt=0.01, params=None, dtype=None):
+def make_test_segments(*, key, n_trials: int, n_steps: int, dt=0.01, params=None, dtype=None):
     r"""Independent test segments `[n_trials, n_steps + 1, 3]` (raw coordinates).
 
     Each starts from y ~ N(0, I) (SPEC §3.1), runs a transient of 10 time units onto the
@@ -153,7 +153,7 @@ def make_test_segments(key, n_trials: int, n_steps: int, *, dt=0.01, params=None
 def make_eval_segments(dtype=None):
     """The segments of `data/lorenz_eval.nc`: 128 trials × 65 points, default parameters."""
     return make_test_segments(
-        jr.PRNGKey(EVAL_SET_SEED), EVAL_SET_TRIALS, EVAL_SET_STEPS, dtype=dtype
+        key=jr.PRNGKey(EVAL_SET_SEED), n_trials=EVAL_SET_TRIALS, n_steps=EVAL_SET_STEPS, dtype=dtype
     )
 
 
@@ -360,7 +360,11 @@ class LorenzTask(AbstractTask):
         if key is None:
             raise ValueError("`key` is required to integrate fresh test segments.")
         return make_test_segments(
-            key, n_trials, max(self.horizon, 30), dt=self.step_size, params=self.params
+            key=key,
+            n_trials=n_trials,
+            n_steps=max(self.horizon, 30),
+            dt=self.step_size,
+            params=self.params,
         )
 
     def evaluate(self, model, *, key, n_trials: int | None = None) -> dict[str, float]:

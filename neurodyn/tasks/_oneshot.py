@@ -67,11 +67,11 @@ _HYPERPARAMETERS = {
 
 
 def sample_oneshot_trials(
+    *,
     key,
     batch_size: int,
     n_classes: int,
     item_steps: int,
-    *,
     mean: float = 1.0,
     noise: float = 0.1,
     dtype=None,
@@ -211,10 +211,10 @@ class OneShotTask(AbstractTask):
     def sample(self, *, key, batch_size: int) -> Batch:
         check_positive_int(batch_size, "batch_size")
         t = sample_oneshot_trials(
-            key,
-            batch_size,
-            self.n_classes,
-            self.item_steps,
+            key=key,
+            batch_size=batch_size,
+            n_classes=self.n_classes,
+            item_steps=self.item_steps,
             mean=self.stimulus_mean,
             noise=self.stimulus_noise,
         )
