@@ -36,11 +36,15 @@ def rls_update(P, W, R, E, *, symmetrize: bool = True):
     """
     batch = R.shape[0]
     PR = P @ R.T  # [N, B]
-    S = batch * jnp.eye(batch, dtype=P.dtype) + R @ PR
-    P = P - PR @ jnp.linalg.solve(S, PR.T)
+    RPR = R @ PR  # [B, B]
+    S = batch * jnp.eye(batch, dtype=P.dtype) + RPR  # symmetric positive definite
+    G = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(S), PR.T)  # S⁻¹ R P, [B, N]
+    P = P - PR @ G
     if symmetrize:
         P = 0.5 * (P + P.T)
-    W = W - (P @ R.T) @ E / batch
+    # the updated P times Rᵀ without a second N×N×B product: P_new Rᵀ = PR − PR S⁻¹ RPR
+    PR_new = PR - PR @ (G @ R.T)
+    W = W - PR_new @ E / batch
     return P, W
 
 
