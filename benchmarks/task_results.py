@@ -180,7 +180,7 @@ def fmt_metrics(name, m):
             "mse_since_switch_0_9",
             "mse_since_switch_100_plus",
         ],
-        "flipflop": ["percent_correct", "mse", "percent_trials_correct"],
+        "flipflop": ["percent_correct", "percent_correct_settled", "mse", "percent_trials_correct"],
         "oneshot": ["accuracy", "chance", "loss"],
         "digits": ["test_accuracy", "train_accuracy", "test_loss"],
     }[name]

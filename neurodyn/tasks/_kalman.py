@@ -37,14 +37,15 @@ from ._metrics import load_eval_set, rollout_outputs
 # benchmarks/task_results.py on a 2-core CPU — see benchmarks/results/task_results.md).
 _HYPERPARAMETERS = {
     "cpu": {
-        # T = 1000 makes an iteration cost ≈ 1 s on 2 cores at K = B = 32, so the CPU default
-        # is a short run (≈ 5 min); see benchmarks/results/task_results.md for what it reaches.
+        # T = 1000 makes an iteration cost ≈ 0.6 s on 2 cores at K = B = 32, so the CPU
+        # default is a ≈ 5-minute run. λ = 1e-5 beat SPEC's 1e-3 here (MSE 0.647 against 0.680
+        # after 250 iterations); see benchmarks/results/task_results.md for what it reaches.
         "sofo": {
-            "n_iters": 250,
+            "n_iters": 500,
             "batch_size": 32,
             "learning_rate": 0.3,
             "n_tangents": 32,
-            "damping": 1e-3,
+            "damping": 1e-5,
         },
         "adam": {"n_iters": 2000, "batch_size": 32, "learning_rate": 1e-3},
         "fgd": {"n_iters": 2000, "batch_size": 32, "learning_rate": 1e-4, "n_tangents": 32},
