@@ -7,8 +7,13 @@ from ._base import Batch as Batch
 from ._base import available as available
 from ._base import get as get
 from ._base import register as register
+from ._closed_loop import CONTROL_MAPS as CONTROL_MAPS
+from ._closed_loop import FEEDBACK_CHANNELS as FEEDBACK_CHANNELS
+from ._closed_loop import ClosedLoop as ClosedLoop
+from ._closed_loop import ClosedLoopState as ClosedLoopState
 from ._digits import DigitsTask as DigitsTask
 from ._digits import load_mnist as load_mnist
+from ._double_reach import DoubleReachTask as DoubleReachTask
 from ._flipflop import FlipFlopTask as FlipFlopTask
 from ._flipflop import sample_flipflop_trials as sample_flipflop_trials
 from ._kalman import KalmanTask as KalmanTask
@@ -17,3 +22,7 @@ from ._lorenz import LorenzTask as LorenzTask
 from ._lorenz import lorenz_trajectory as lorenz_trajectory
 from ._oneshot import OneShotTask as OneShotTask
 from ._oneshot import sample_oneshot_trials as sample_oneshot_trials
+from ._reach import PLANTS as PLANTS
+from ._reach import TARGET_DISTRIBUTIONS as TARGET_DISTRIBUTIONS
+from ._reach import ReachTask as ReachTask
+from ._reach import reach_metrics as reach_metrics

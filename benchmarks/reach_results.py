@@ -1,0 +1,284 @@
+"""Reaching results at the CPU default size: SOFO against BPTT + Adam on the same wall-clock.
+
+    python benchmarks/reach_results.py                                # everything (long)
+    python benchmarks/reach_results.py --tasks reach --plants torque
+    python benchmarks/reach_results.py --sofo-iters 1500 --eval-every 250
+    python benchmarks/reach_results.py --cli                          # also time `neurodyn fit`
+
+For each task ("reach", "double-reach") and plant ("torque", "muscle"): the task's default
+network trained with SOFO at `task.hyperparameters("sofo")` (iterations from `--sofo-iters`,
+default: the task's), then BPTT + Adam at `task.hyperparameters("adam")` for the same training
+wall-clock. Both are evaluated with `task.evaluate` (the canonical conditions) every
+`--eval-every` iterations (SOFO) or the matching wall-clock (Adam), evaluation time excluded.
+Wall-clock excludes the first, compiling, step, which is reported on its own. Results are
+appended as JSON lines to `benchmarks/results/reach_results.jsonl` and the table is written to
+`benchmarks/results/reach_results.md`.
+
+With `--cli`, `neurodyn fit reach --out <tmp>` (the README's command) is also timed end to
+end for each plant, compilation and export included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.random as jr
+import numpy as np
+
+import neurodyn as nd
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TRAINING_KEYS = ("n_iters", "batch_size", "eval_every", "log_every", "eval_trials")
+
+
+def make_step(task, opt, batch_size, trainable):
+    @eqx.filter_jit
+    def step(model, state, key):
+        k_data, k_problem, k_opt = jr.split(key, 3)
+        batch = task.sample(key=k_data, batch_size=batch_size)
+        problem = task.problem(model, batch, key=k_problem)
+        return opt.step(model, state, problem, key=k_opt, trainable=trainable)
+
+    return step
+
+
+def train(task, model, name, hp, *, n_iters, key, eval_every=None, time_budget=None, log=print):
+    """Train; evaluate at iterations (SOFO: every `eval_every`) or, with `time_budget`, at the
+    same fractions of the budget. Returns the final model and a record."""
+    batch_size = hp["batch_size"]
+    opt = nd.optim.from_config(name, **{k: v for k, v in hp.items() if k not in TRAINING_KEYS})
+    trainable = model.trainable()
+    state = opt.init(model, trainable)
+    step = make_step(task, opt, batch_size, trainable)
+    eval_key = jr.fold_in(key, 10**6)
+    t0 = time.perf_counter()
+    model, state, info = step(model, state, jr.fold_in(key, 0))
+    jax.block_until_ready(info["loss"])
+    compile_s = time.perf_counter() - t0
+    losses = [float(info["loss"])]
+    curve = []  # (iteration, train seconds, metrics)
+    spent, it = 0.0, 1
+    next_eval_time = None if time_budget is None else time_budget / 10
+
+    def evaluate(it):
+        metrics = task.evaluate(model, key=eval_key)
+        curve.append((it, spent, metrics))
+        log(
+            f"  {name:5s} it {it:6d}  t {spent:7.1f} s  loss {np.mean(losses[-20:]):.4g}  "
+            f"endpoint {metrics['endpoint_error_cm']:.2f} cm  "
+            f"within 2 cm {metrics['fraction_within_2cm']:.2f}"
+        )
+
+    while True:
+        if time_budget is None and it >= n_iters:
+            break
+        if time_budget is not None and spent >= time_budget:
+            break
+        t1 = time.perf_counter()
+        model, state, info = step(model, state, jr.fold_in(key, it))
+        loss = float(info["loss"])  # blocks
+        spent += time.perf_counter() - t1
+        losses.append(loss)
+        it += 1
+        if time_budget is None and (it % eval_every == 0 or it == n_iters):
+            evaluate(it)
+        elif time_budget is not None and spent >= next_eval_time:
+            evaluate(it)
+            next_eval_time += time_budget / 10
+    if not curve or curve[-1][0] != it:
+        evaluate(it)
+    record = {
+        "optimizer": name,
+        "hyperparameters": hp,
+        "iterations": it,
+        "train_seconds": spent,
+        "compile_seconds": compile_s,
+        "seconds_per_iteration": spent / max(it - 1, 1),
+        "loss_curve": [float(np.mean(losses[i : i + 50])) for i in range(0, len(losses), 50)],
+        "eval_curve": [
+            {"iteration": i, "seconds": s, **{k: float(v) for k, v in m.items()}}
+            for i, s, m in curve
+        ],
+        "final": {k: float(v) for k, v in curve[-1][2].items()},
+    }
+    reached = [c for c in record["eval_curve"] if c["endpoint_error_cm"] <= 2.0]
+    first = reached[0] if reached else None
+    record["first_below_2cm"] = (
+        {"iteration": first["iteration"], "seconds": first["seconds"]} if first else None
+    )
+    return model, record
+
+
+def time_cli(task_name: str, plant: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            sys.executable, "-m", "neurodyn.cli", "fit", task_name,
+            "--set", f"task.plant={plant}", "--out", str(Path(tmp) / "run"), "--no-progress",
+        ]  # fmt: skip
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+        summary = {}
+        run_json = Path(tmp) / "run" / "run.json"
+        if run_json.exists():
+            summary = json.loads(run_json.read_text())
+    return {
+        "command": " ".join(["neurodyn", *cmd[3:-3], "--out", "runs/..."]),
+        "returncode": proc.returncode,
+        "wall_seconds": seconds,
+        "train_seconds": summary.get("timings", {}).get("train_seconds"),
+        "iterations": summary.get("timings", {}).get("iterations"),
+        "final_metrics": summary.get("final_metrics"),
+        "stderr_tail": proc.stderr[-2000:] if proc.returncode else "",
+    }
+
+
+def load_jsonl(path) -> tuple[list[dict], list[dict]]:
+    """The newest record of each (task, plant, optimizer) and of each timed command."""
+    runs, cli = {}, {}
+    for line in Path(path).read_text().splitlines():
+        r = json.loads(line)
+        if r.get("kind") == "cli":
+            cli[r["command"]] = r
+        else:
+            runs[(r["task"], r["plant"], r["optimizer"])] = r
+    order = {"reach": 0, "double-reach": 1, "torque": 0, "muscle": 1, "sofo": 0, "adam": 1}
+    records = sorted(
+        runs.values(),
+        key=lambda r: tuple(order.get(r[k], 9) for k in ("task", "plant", "optimizer")),
+    )
+    return records, list(cli.values())
+
+
+def _fmt(x, spec=".2f"):
+    return "—" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, spec)
+
+
+def table(records: list[dict], cli: list[dict]) -> str:
+    lines = [
+        "# Reaching results (CPU default size)",
+        "",
+        f"Machine: {platform.machine()} CPU, {os.cpu_count()} cores, **shared with other "
+        "engineers' jobs while this ran** (wall-clock numbers are inflated and noisy; a "
+        "dedicated 2-core laptop is faster). "
+        f"JAX {jax.__version__}, float32. Generated by `benchmarks/reach_results.py`.",
+        "",
+        "Endpoint error: |hand − target| at the end of each reach's scored window, mean over "
+        "the canonical conditions (single reach: the 8 directions linspace(−36°, 216°, 8) at "
+        "r = 0.2 m, 4 noisy repeats; double reach: the 64 ordered direction pairs at 0.2 m). "
+        "Adam (BPTT) runs for the same training wall-clock as SOFO. Wall-clock excludes "
+        "compilation (separate column) and evaluation.",
+        "",
+        "| task | plant | optimizer | iterations | train s | compile s | endpoint error (cm) "
+        "| within 2 cm | peak speed (cm/s) | reaction time (ms) | first ≤ 2 cm (it / s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        f = r["final"]
+        if "endpoint_error_1_cm" in f:
+            err = (
+                f"{_fmt(f['endpoint_error_1_cm'])} / {_fmt(f['endpoint_error_2_cm'])} "
+                f"(mean {_fmt(f['endpoint_error_cm'])})"
+            )
+            peak = f"{_fmt(f['peak_speed_1_cm_s'], '.0f')} / {_fmt(f['peak_speed_2_cm_s'], '.0f')}"
+            rt = f"{_fmt(f['reaction_time_1_ms'], '.0f')} / {_fmt(f['reaction_time_2_ms'], '.0f')}"
+        else:
+            err = _fmt(f["endpoint_error_cm"])
+            peak = _fmt(f["peak_speed_cm_s"], ".0f")
+            rt = _fmt(f["reaction_time_ms"], ".0f")
+        first = r["first_below_2cm"]
+        first = f"{first['iteration']} / {first['seconds']:.0f}" if first else "not reached"
+        lines.append(
+            f"| {r['task']} | {r['plant']} | {r['optimizer']} | {r['iterations']} | "
+            f"{r['train_seconds']:.0f} | {r['compile_seconds']:.0f} | {err} | "
+            f"{_fmt(f['fraction_within_2cm'])} | {peak} | {rt} | {first} |"
+        )
+    if cli:
+        lines += [
+            "",
+            "## `neurodyn fit` at the defaults (compilation, evaluation and export included)",
+            "",
+            "| command | iterations | train s | total wall s | endpoint error (cm) |",
+            "|---|---|---|---|---|",
+        ]
+        for c in cli:
+            fm = c.get("final_metrics") or {}
+            lines.append(
+                f"| `{c['command']}` | {c['iterations']} | {_fmt(c['train_seconds'], '.0f')} | "
+                f"{c['wall_seconds']:.0f} | {_fmt(fm.get('endpoint_error_cm'))} |"
+            )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tasks", nargs="+", default=["reach", "double-reach"])
+    p.add_argument("--plants", nargs="+", default=["torque", "muscle"])
+    p.add_argument("--sofo-iters", type=int, default=None, help="default: the task's n_iters")
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--no-adam", action="store_true")
+    p.add_argument("--cli", action="store_true", help="also time `neurodyn fit TASK`")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(RESULTS / "reach_results.md"))
+    p.add_argument("--jsonl", default=str(RESULTS / "reach_results.jsonl"))
+    p.add_argument(
+        "--table-only",
+        action="store_true",
+        help="rebuild the table from the newest JSON line of each (task, plant, optimizer)",
+    )
+    args = p.parse_args(argv)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.table_only:
+        records, cli = load_jsonl(args.jsonl)
+        Path(args.out).write_text(table(records, cli))
+        print(table(records, cli))
+        return 0
+    records, cli = [], []
+    for task_name in args.tasks:
+        for plant in args.plants:
+            task = nd.tasks.get(task_name, plant=plant)
+            key = jr.PRNGKey(args.seed)
+            model0 = task.default_model(key=jr.fold_in(key, 0))
+            print(f"{task_name} / {plant}: P = {model0.n_params}", flush=True)
+            hp = task.hyperparameters("sofo")
+            n_iters = args.sofo_iters or hp["n_iters"]
+            _, rec = train(
+                task, model0, "sofo", hp, n_iters=n_iters, key=jr.fold_in(key, 1),
+                eval_every=args.eval_every,
+            )  # fmt: skip
+            rec.update(task=task_name, plant=plant, n_params=model0.n_params)
+            records.append(rec)
+            if not args.no_adam:
+                _, rec_adam = train(
+                    task, model0, "adam", task.hyperparameters("adam"), n_iters=0,
+                    key=jr.fold_in(key, 1), time_budget=rec["train_seconds"],
+                )  # fmt: skip
+                rec_adam.update(task=task_name, plant=plant, n_params=model0.n_params)
+                records.append(rec_adam)
+            with open(args.jsonl, "a") as fh:
+                for r in records[-2:] if not args.no_adam else records[-1:]:
+                    fh.write(json.dumps(r) + "\n")
+            Path(args.out).write_text(table(records, cli))
+            if args.cli and task_name == "reach":
+                cli.append(time_cli(task_name, plant))
+                with open(args.jsonl, "a") as fh:
+                    fh.write(json.dumps({"kind": "cli", "plant": plant, **cli[-1]}) + "\n")
+                print(f"  cli: {cli[-1]['wall_seconds']:.0f} s", flush=True)
+                Path(args.out).write_text(table(records, cli))
+    print(table(records, cli))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,347 @@
+r"""A network in closed loop with a plant: network → controls → arm → (delayed, noisy) feedback.
+
+DESIGN.md: "A closed loop (network → muscles → arm → delayed, noisy feedback → network) is itself
+one module with one `step(params, carry, x_t) -> (carry, y_t)`; that step is what every
+optimizer differentiates." [`neurodyn.tasks.ClosedLoop`][] is that module. It follows the
+per-trial recurrent-model contract of `neurodyn.models` (`initial_state`, `step`,
+`sample_noise`, `rates`, `trainable`, `n_params`), so `rollout_problem`, `simulate`, SOFO
+(`value_and_sofo_grad_scan`), FGD and BPTT use it unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any, ClassVar, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from .._custom_types import Array, Float, PRNGKeyArray
+from ..models._base import AbstractRecurrentModel
+from ..plants import AbstractPlant, MuscleArm, excitation_from_output
+
+FEEDBACK_CHANNELS: dict[str, int] = {
+    "joint_angles": 2,
+    "joint_velocities": 2,
+    "hand_position": 2,
+    "hand_velocity": 2,
+    "muscle_activations": 6,
+}
+"""Feedback signals a closed loop can return to its network, with their sizes."""
+
+CONTROL_MAPS: tuple[str, ...] = ("identity", "excitation")
+"""Maps from the network output to the plant control: `"identity"` (joint torques, N·m) or
+`"excitation"` ([`neurodyn.plants.excitation_from_output`][], muscle excitations in [0, 1))."""
+
+# SPEC §3.4: the network is fed "the arm's joint angles and angular velocities".
+DEFAULT_FEEDBACK: tuple[str, ...] = ("joint_angles", "joint_velocities")
+
+
+class ClosedLoopState(NamedTuple):
+    """Carry of a [`neurodyn.tasks.ClosedLoop`][] for one trial.
+
+    - `network`: the network's carry (for a `RateRNN`, its state x `[neuron]`).
+    - `plant`: the plant state (`[4]` for `TwoJointArm`, `[10]` for `MuscleArm`).
+    - `feedback_buffer`: the last `feedback_delay` clean feedback vectors, oldest first
+      (`[delay, feedback]`), or `None` without delay.
+    """
+
+    network: Any
+    plant: Float[Array, " state"]
+    feedback_buffer: Float[Array, "delay feedback"] | None
+
+
+class ClosedLoop(AbstractRecurrentModel):
+    r"""A recurrent network driving a plant, with the plant's state fed back (one trial).
+
+    One step with task input $u_t$ (SPEC §3.4, extended with delay, sensory noise and
+    substeps):
+
+    1. feedback $f_t = h(s_{t-D}) + ε_t$: the chosen `feedback` signals of the plant state $D$
+       network steps ago (`feedback_delay`; 0 = the current state) plus sensory noise
+       $ε_t \sim \mathcal N(0, \mathrm{diag}(σ^2))$;
+    2. network: `(x_{t+1}, o_t) = network.step(x_t, [u_t, f_t], noise_t)`;
+    3. control $c_t = g(o_t)$: the output itself (joint torques, `control_map="identity"`) or
+       [`neurodyn.plants.excitation_from_output`][] (muscle excitations, `"excitation"`);
+    4. plant: `n_substeps` explicit steps of `dt / n_substeps` with $c_t$ held
+       (SPEC §3.4b §5: "the RNN may step at 10 ms with 5 held-input substeps");
+    5. output $y_t$ = (hand position, hand velocity) of the new plant state
+       (SPEC §3.4: "the loss uses the hand state after the step"), `[4]` in m and m/s.
+
+    The carry is a [`neurodyn.tasks.ClosedLoopState`][] `(network, plant, feedback_buffer)`.
+    The buffer starts filled with the feedback of the initial plant state (the arm has been
+    at rest there). Noise — the network's own and the sensory noise — is drawn in
+    `sample_noise`, outside the differentiated step, as the contract requires (SPEC §2.4).
+    Only the network is trained; the plant has no trained parameters.
+
+    **Arguments:**
+
+    - `network`: a per-trial recurrent model (e.g. [`neurodyn.models.motor_rnn`][]) with
+      `n_inputs` = task inputs + feedback size and `n_outputs` = `plant.control_size`.
+    - `plant`: an [`neurodyn.plants.AbstractPlant`][] (`TwoJointArm`, `MuscleArm`).
+    - `dt`: the network step in seconds (default: `network.dt`, which must then be in s).
+    - `n_substeps`: plant steps per network step (≥ 1); `dt / n_substeps` must not exceed
+      `plant.max_stable_dt`.
+    - `feedback`: names among `FEEDBACK_CHANNELS` (`"joint_angles"`, `"joint_velocities"`,
+      `"hand_position"`, `"hand_velocity"`, `"muscle_activations"` — the last for a
+      `MuscleArm` only), in the order they enter the network. Default: joint angles and
+      velocities (SPEC §3.4). The reach target is a *task input* (SPEC §3.5/§3.6), not a
+      feedback signal, so that it can disappear at the go cue.
+    - `feedback_delay`: D, in network steps (≥ 0).
+    - `sensory_noise`: σ ≥ 0, one value for every feedback channel or one per channel, in the
+      channel's units (rad, rad/s, m, m/s).
+    - `control_map`: `"identity"` or `"excitation"`; `None` picks `"excitation"` for a
+      `MuscleArm` and `"identity"` otherwise.
+    - `initial_posture`: joint angles (rad) of the plant at the start of a trial (default: the
+      plant's rest posture, θ = (20°, 140°), SPEC §3.4).
+
+    **Raises:** `ValueError`/`TypeError` naming the argument for an unknown feedback name or
+    control map, sizes that do not match the network, a negative delay or noise, or a plant
+    step beyond the plant's explicit-Euler limit.
+
+    **Example:**
+
+    ```python
+    import jax.random as jr
+    import neurodyn as nd
+
+    net = nd.models.motor_rnn(n_inputs=3, n_feedback=4, n_outputs=6, tau=0.02, dt=0.01,
+                              key=jr.PRNGKey(0))
+    loop = nd.tasks.ClosedLoop(net, nd.plants.MuscleArm(), n_substeps=5)
+    carry = loop.initial_state()
+    carry, y = loop.step(carry, jnp.array([1.0, 0.0, 0.2052]))   # y = (hand xy, hand vxy)
+    ```
+    """
+
+    network: AbstractRecurrentModel
+    plant: AbstractPlant
+    initial_posture: tuple[float, float] | None = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+    n_substeps: int = eqx.field(static=True)
+    feedback: tuple[str, ...] = eqx.field(static=True)
+    feedback_delay: int = eqx.field(static=True)
+    sensory_noise: tuple[float, ...] = eqx.field(static=True)
+    control_map: str = eqx.field(static=True)
+
+    output_names: ClassVar[tuple[str, ...]] = ("hand_x", "hand_y", "hand_vx", "hand_vy")
+
+    def __init__(
+        self,
+        network: AbstractRecurrentModel,
+        plant: AbstractPlant,
+        *,
+        dt: float | None = None,
+        n_substeps: int = 1,
+        feedback: Sequence[str] = DEFAULT_FEEDBACK,
+        feedback_delay: int = 0,
+        sensory_noise: float | Sequence[float] = 0.0,
+        control_map: str | None = None,
+        initial_posture: Sequence[float] | None = None,
+    ):
+        if not isinstance(plant, AbstractPlant):
+            raise TypeError(f"`plant` must be a neurodyn plant; got {type(plant).__name__}.")
+        if dt is None:
+            dt = getattr(network, "dt", None)
+            if dt is None:
+                raise ValueError("`dt` is required: the network has no `dt` attribute.")
+        if isinstance(dt, bool) or not isinstance(dt, numbers.Real) or not dt > 0:
+            raise ValueError(f"`dt` must be a number of seconds > 0; got {dt!r}.")
+        if isinstance(n_substeps, bool) or not isinstance(n_substeps, numbers.Integral):
+            raise TypeError(f"`n_substeps` must be an int >= 1; got {n_substeps!r}.")
+        if n_substeps < 1:
+            raise ValueError(f"`n_substeps` must be an int >= 1; got {n_substeps}.")
+        sub_dt = float(dt) / int(n_substeps)
+        if sub_dt > plant.max_stable_dt * (1 + 1e-9):
+            raise ValueError(
+                f"`dt / n_substeps` = {sub_dt:g} s exceeds the explicit-Euler limit of "
+                f"{type(plant).__name__} ({plant.max_stable_dt:g} s); use n_substeps >= "
+                f"{math.ceil(float(dt) / plant.max_stable_dt - 1e-9)}."
+            )
+        if isinstance(feedback, str):
+            feedback = (feedback,)
+        feedback = tuple(feedback)
+        unknown = [name for name in feedback if name not in FEEDBACK_CHANNELS]
+        if unknown:
+            raise ValueError(
+                f"`feedback` must name signals among {tuple(FEEDBACK_CHANNELS)}; got unknown "
+                f"{unknown}."
+            )
+        if "muscle_activations" in feedback and not isinstance(plant, MuscleArm):
+            raise ValueError('`feedback` "muscle_activations" needs a MuscleArm plant.')
+        if isinstance(feedback_delay, bool) or not isinstance(feedback_delay, numbers.Integral):
+            raise TypeError(
+                f"`feedback_delay` must be an int (network steps); got {feedback_delay!r}."
+            )
+        if feedback_delay < 0:
+            raise ValueError(f"`feedback_delay` must be >= 0 network steps; got {feedback_delay}.")
+        n_feedback = sum(FEEDBACK_CHANNELS[name] for name in feedback)
+        if isinstance(sensory_noise, numbers.Real):
+            sensory_noise = (float(sensory_noise),) * n_feedback
+        sensory_noise = tuple(float(s) for s in sensory_noise)
+        if len(sensory_noise) != n_feedback:
+            raise ValueError(
+                f"`sensory_noise` must be one std or {n_feedback} (one per feedback channel); "
+                f"got {len(sensory_noise)}."
+            )
+        if not all(math.isfinite(s) and s >= 0 for s in sensory_noise):
+            raise ValueError(f"`sensory_noise` must be finite and >= 0; got {sensory_noise}.")
+        if control_map is None:
+            control_map = "excitation" if isinstance(plant, MuscleArm) else "identity"
+        if control_map not in CONTROL_MAPS:
+            raise ValueError(f"`control_map` must be one of {CONTROL_MAPS}; got {control_map!r}.")
+        n_in = getattr(network, "n_inputs", None)
+        if n_in is not None and n_in < n_feedback:
+            raise ValueError(
+                f"the network takes {n_in} inputs, fewer than the {n_feedback} feedback "
+                f"channels {feedback}; its inputs are the task inputs followed by the feedback."
+            )
+        n_out = getattr(network, "n_outputs", None)
+        if n_out is not None and n_out != plant.control_size:
+            raise ValueError(
+                f"the network has {n_out} outputs but {type(plant).__name__} takes "
+                f"{plant.control_size} controls."
+            )
+        if initial_posture is not None:
+            initial_posture = tuple(float(a) for a in initial_posture)
+            if len(initial_posture) != 2:
+                raise ValueError(f"`initial_posture` must hold 2 angles; got {initial_posture}.")
+        self.network = network
+        # The plants keep their constants as float64 NumPy arrays; as JAX arrays of the
+        # default float they follow the precision in force (no float64 request in float32).
+        self.plant = jax.tree.map(
+            lambda a: jnp.asarray(a) if isinstance(a, np.ndarray) else a, plant
+        )
+        self.initial_posture = initial_posture
+        self.dt = float(dt)
+        self.n_substeps = int(n_substeps)
+        self.feedback = feedback
+        self.feedback_delay = int(feedback_delay)
+        self.sensory_noise = sensory_noise
+        self.control_map = control_map
+
+    # ------------------------------------------------------------------ sizes and helpers
+
+    @property
+    def n_feedback(self) -> int:
+        """Number of feedback values the network receives."""
+        return sum(FEEDBACK_CHANNELS[name] for name in self.feedback)
+
+    @property
+    def n_task_inputs(self) -> int:
+        """Number of task inputs (the network's inputs minus the feedback)."""
+        return self.network.n_inputs - self.n_feedback
+
+    @property
+    def plant_dt(self) -> float:
+        """The plant's step: `dt / n_substeps` (s)."""
+        return self.dt / self.n_substeps
+
+    def _dtype(self):
+        leaves = jax.tree.leaves(eqx.filter(self.network, eqx.is_inexact_array))
+        if not leaves:
+            return jnp.result_type(float)
+        return jnp.result_type(*[leaf.dtype for leaf in leaves])
+
+    def sense(self, plant_state: Float[Array, " state"]) -> Float[Array, " feedback"]:
+        """The clean feedback vector of a plant state (the `feedback` signals, concatenated)."""
+        read = {
+            "joint_angles": self.plant.joint_angles,
+            "joint_velocities": self.plant.joint_velocities,
+            "hand_position": self.plant.hand_position,
+            "hand_velocity": self.plant.hand_velocity,
+            "muscle_activations": getattr(self.plant, "activations", None),
+        }
+        parts = [read[name](plant_state) for name in self.feedback]
+        if not parts:
+            return jnp.zeros((0,), plant_state.dtype)
+        return jnp.concatenate(parts)
+
+    def control(self, output: Float[Array, " output"]) -> Float[Array, " control"]:
+        """The plant control of a network output (`control_map`)."""
+        if self.control_map == "excitation":
+            return excitation_from_output(output)
+        return output
+
+    def plant_step(
+        self, plant_state: Float[Array, " state"], control: Float[Array, " control"]
+    ) -> Float[Array, " state"]:
+        """`n_substeps` plant steps of `dt / n_substeps` with the control held."""
+        for _ in range(self.n_substeps):
+            plant_state = self.plant.step(plant_state, control, self.plant_dt)
+        return plant_state
+
+    def hand(self, plant_state: Float[Array, " state"]) -> Float[Array, "4"]:
+        """The output `(x, y, ẋ, ẏ)` of the hand at a plant state (m, m/s)."""
+        return jnp.concatenate(
+            [self.plant.hand_position(plant_state), self.plant.hand_velocity(plant_state)]
+        )
+
+    # ------------------------------------------------------------------ model contract
+
+    def initial_state(self, key: PRNGKeyArray | None = None) -> ClosedLoopState:
+        """Network initial state (learnt x0 for the motor RNN), the plant at rest in its
+        initial posture, and a feedback buffer filled with that posture's feedback."""
+        x = self.network.initial_state(key)
+        dtype = self._dtype()
+        plant_state = self.plant.initial_state(self.initial_posture, dtype=dtype)
+        buffer = None
+        if self.feedback_delay > 0:
+            buffer = jnp.tile(self.sense(plant_state)[None], (self.feedback_delay, 1))
+        return ClosedLoopState(x, plant_state, buffer)
+
+    def sample_noise(self, key: PRNGKeyArray, n_steps: int) -> dict[str, Any] | None:
+        """`{"network": the network's noise, "sensory": ε [time, feedback]}` (entries `None`
+        when absent), or `None` for a noiseless loop. ε is N(0, σ²) per channel, already
+        scaled by `sensory_noise`."""
+        k_net, k_sense = jr.split(key)
+        net_noise = self.network.sample_noise(k_net, n_steps)
+        sensory = None
+        if any(s > 0 for s in self.sensory_noise):
+            dtype = self._dtype()
+            std = jnp.asarray(self.sensory_noise, dtype)
+            sensory = std * jr.normal(k_sense, (n_steps, self.n_feedback), dtype)
+        if net_noise is None and sensory is None:
+            return None
+        return {"network": net_noise, "sensory": sensory}
+
+    def step(
+        self,
+        carry: ClosedLoopState,
+        u: Float[Array, " input"],
+        noise: dict[str, Any] | None = None,
+    ) -> tuple[ClosedLoopState, Float[Array, "4"]]:
+        """One network step and `n_substeps` plant steps (see the class docstring)."""
+        if jnp.shape(u) != (self.n_task_inputs,):
+            raise ValueError(
+                f"`u` must be one trial's task input of shape ({self.n_task_inputs},); got "
+                f"{jnp.shape(u)}. Batch trials with jax.vmap."
+            )
+        net_noise = None if noise is None else noise.get("network")
+        sensory = None if noise is None else noise.get("sensory")
+        now = self.sense(carry.plant)
+        buffer = carry.feedback_buffer
+        if self.feedback_delay > 0:
+            delivered = buffer[0]
+            buffer = jnp.concatenate([buffer[1:], now[None]], axis=0)
+        else:
+            delivered = now
+        if sensory is not None:
+            delivered = delivered + sensory
+        u_net = jnp.concatenate([jnp.asarray(u, delivered.dtype), delivered])
+        x, output = self.network.step(carry.network, u_net, net_noise)
+        plant_state = self.plant_step(carry.plant, self.control(output))
+        return ClosedLoopState(x, plant_state, buffer), self.hand(plant_state)
+
+    def rates(self, carry: ClosedLoopState) -> Float[Array, " neuron"]:
+        """The network's (noiseless) firing rates."""
+        return self.network.rates(carry.network)
+
+    def trainable(self):
+        """The network's trainable spec; every plant leaf is fixed."""
+        spec = jax.tree.map(lambda _: False, self)
+        return eqx.tree_at(lambda s: s.network, spec, self.network.trainable())

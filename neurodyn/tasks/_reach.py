@@ -1,0 +1,743 @@
+r"""Reaching with a biomechanical arm: the single delayed reach (SPEC §3.5) and what it shares
+with the memory-guided double reach (SPEC §3.6, in `_double_reach.py`).
+
+A motor RNN (SPEC §3.4) drives a two-joint arm — torque-driven (SPEC §3.4) or with six
+Li–Todorov muscles (SPEC §3.4b) — in closed loop ([`neurodyn.tasks.ClosedLoop`][]); the arm's
+joint angles and velocities are fed back. The loss is the weighted squared error of the hand
+position against the target plus the hand velocity against zero (SPEC §3.4 "Loss").
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from ..models import motor_rnn
+from ..optim import mse
+from ..plants import MuscleArm, TwoJointArm
+from ._base import (
+    AbstractTask,
+    Batch,
+    check_positive_int,
+    check_size,
+    register,
+    select_hyperparameters,
+)
+from ._closed_loop import DEFAULT_FEEDBACK, FEEDBACK_CHANNELS, ClosedLoop
+from ._metrics import rollout_outputs
+
+PLANTS: tuple[str, ...] = ("muscle", "torque")
+"""Plants the reaching tasks accept: `"muscle"` (six-muscle `MuscleArm`, SPEC §3.4b) or
+`"torque"` (torque-driven `TwoJointArm`, SPEC §3.4, the paper's)."""
+
+TARGET_DISTRIBUTIONS: tuple[str, ...] = ("reachable", "repo")
+"""`"reachable"`: the SPEC §3.4 distribution with targets beyond `reach_fraction`·(l1 + l2)
+redrawn (SPEC §3.4 [PROPOSED]); `"repo"`: the reference distribution as it is."""
+
+N_DIRECTIONS = 8  # SPEC §3.4 "Evaluation": linspace(−36°, 216°, 8)
+# [PROPOSED] Candidates drawn per target for the rejection step: the acceptance rate of the
+# default distribution is ≈ 0.8, so all 16 fail with probability ≈ 1e-11; then the first
+# candidate's radius is shrunk onto the reachable disc instead.
+_N_CANDIDATES = 16
+# [PROPOSED] Reaction time: the first output after the go cue where the hand speed reaches
+# this fraction of the reach's peak speed (a common kinematic onset criterion).
+ONSET_SPEED_FRACTION = 0.1
+WITHIN_CM = 2.0  # the issue's success level: endpoint within 2 cm
+
+
+def as_pair(value) -> tuple[float, float]:
+    """Normalise a `(lo, hi)` pair (lists from TOML included) to floats."""
+    if isinstance(value, str) or not hasattr(value, "__len__") or len(value) != 2:
+        raise ValueError(f"expected a pair (lo, hi); got {value!r}.")
+    return (float(value[0]), float(value[1]))
+
+
+def as_floats(value) -> tuple[float, ...]:
+    """Normalise one number or a sequence of numbers to a tuple of floats."""
+    if isinstance(value, numbers.Real):
+        return (float(value),)
+    return tuple(float(v) for v in value)
+
+
+def as_names(value) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def check_range(pair, name: str, *, minimum: float = 0.0) -> None:
+    lo, hi = pair
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"`{name}` must be finite; got {pair}.")
+    if lo < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum} (seconds or metres); got {pair}.")
+    if lo > hi:
+        raise ValueError(f"`{name}` must satisfy lo <= hi; got {pair}.")
+
+
+def check_nonnegative(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a real number; got {value!r}.")
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"`{name}` must be finite and >= 0; got {value}.")
+    return value
+
+
+def check_positive(value, name: str) -> float:
+    value = check_nonnegative(value, name)
+    if value == 0:
+        raise ValueError(f"`{name}` must be > 0; got {value}.")
+    return value
+
+
+def steps_of(seconds: float, dt: float, name: str) -> int:
+    """`seconds` as a whole number of steps of `dt` (ValueError if it is not one)."""
+    n = round(seconds / dt)
+    if abs(n * dt - seconds) > 1e-6 * max(dt, abs(seconds)):
+        raise ValueError(
+            f"`{name}` = {seconds} s is not a whole number of network steps of {dt} s."
+        )
+    return int(n)
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics on hand trajectories (numpy; shared by both tasks and tested on known trajectories).
+
+
+def reach_metrics(position, velocity, target, *, go_cue, hold_start, end, dt) -> dict:
+    r"""Per-trial kinematic metrics of one reach.
+
+    Output index t is the hand state after network step t, i.e. at time (t + 1)·dt from the
+    start of the trial; the go cue is presented from step `go_cue` on (time `go_cue`·dt).
+
+    **Arguments:**
+
+    - `position`, `velocity`: hand positions (m) and velocities (m/s), `[B, T, 2]`.
+    - `target`: the reach target `[B, 2]` (m).
+    - `go_cue`: go-cue step `[B]`; `hold_start`, `end`: first and last step (inclusive) of
+      the reach's scored hold window `[B]` (e.g. `go + m + 1` and `T − 1`).
+    - `dt`: seconds per step.
+
+    **Returns:** a dict of `[B]` float64 arrays:
+
+    - `endpoint_error_cm`: |hand − target| at step `end` (cm);
+    - `hold_error_cm`: mean |hand − target| over the hold window (cm);
+    - `endpoint_speed_cm_s`: hand speed at step `end` (cm/s);
+    - `peak_speed_cm_s`: the largest hand speed from the go cue to `end` (cm/s);
+    - `reaction_time_ms`: time from the go cue to the first output at or after it whose
+      speed reaches `ONSET_SPEED_FRACTION` (10 %) of that peak (ms; NaN when the peak is 0).
+    """
+    position = np.asarray(position, np.float64)
+    velocity = np.asarray(velocity, np.float64)
+    target = np.asarray(target, np.float64)
+    go_cue, hold_start, end = (np.asarray(a, np.int64) for a in (go_cue, hold_start, end))
+    n_trials, n_steps = position.shape[:2]
+    rows = np.arange(n_trials)
+    t = np.arange(n_steps)[None, :]
+    distance = np.linalg.norm(position - target[:, None, :], axis=-1)
+    speed = np.linalg.norm(velocity, axis=-1)
+    in_hold = (t >= hold_start[:, None]) & (t <= end[:, None])
+    in_reach = (t >= go_cue[:, None]) & (t <= end[:, None])
+    peak = np.where(in_reach, speed, -np.inf).max(axis=1)
+    onset_ok = in_reach & (speed >= ONSET_SPEED_FRACTION * peak[:, None]) & (peak[:, None] > 0)
+    first = np.where(onset_ok.any(axis=1), np.argmax(onset_ok, axis=1), -1)
+    reaction = np.where(first >= 0, (first + 1 - go_cue) * dt * 1e3, np.nan)
+    with np.errstate(invalid="ignore"):
+        hold = np.where(in_hold, distance, 0.0).sum(1) / np.maximum(in_hold.sum(1), 1)
+    return {
+        "endpoint_error_cm": 100.0 * distance[rows, end],
+        "hold_error_cm": 100.0 * hold,
+        "endpoint_speed_cm_s": 100.0 * speed[rows, end],
+        "peak_speed_cm_s": 100.0 * np.maximum(peak, 0.0),
+        "reaction_time_ms": reaction,
+    }
+
+
+def _mean(values) -> float:
+    values = np.asarray(values, np.float64)
+    if values.size == 0 or np.all(np.isnan(values)):
+        return float("nan")
+    return float(np.nanmean(values))
+
+
+# --------------------------------------------------------------------------------------------
+# What the two reaching tasks share.
+
+
+class AbstractReachTask(AbstractTask):
+    """Fields, target sampling, closed-loop model and loss shared by the reaching tasks.
+
+    See [`neurodyn.tasks.ReachTask`][] for the arguments.
+    """
+
+    plant: str = eqx.field(static=True, default="torque")
+    size: str = eqx.field(static=True, default="cpu")
+    network_dt: float = eqx.field(static=True, default=0.01)
+    arm_dt: float = eqx.field(static=True, default=0.002)
+    duration: float = eqx.field(static=True, default=2.0)
+    movement_time: float = eqx.field(static=True, default=0.6)
+    hold_weight: float = eqx.field(static=True, default=4.0)
+    radius_range: tuple[float, float] = eqx.field(
+        static=True, default=(0.2, 0.5), converter=as_pair
+    )
+    angle_range: tuple[float, float] = eqx.field(
+        static=True, default=(-36.0, 216.0), converter=as_pair
+    )
+    target_distribution: str = eqx.field(static=True, default="reachable")
+    reach_fraction: float = eqx.field(static=True, default=0.95)
+    eval_radii: tuple[float, ...] = eqx.field(static=True, default=(0.2,), converter=as_floats)
+    n_neurons: int = eqx.field(static=True, default=64)
+    tau: float = eqx.field(static=True, default=0.02)
+    rate_noise: float | None = eqx.field(static=True, default=None)
+    feedback: tuple[str, ...] = eqx.field(static=True, default=DEFAULT_FEEDBACK, converter=as_names)
+    feedback_delay: float = eqx.field(static=True, default=0.0)
+    sensory_noise: float = eqx.field(static=True, default=0.0)
+
+    n_task_inputs: ClassVar[int] = 3
+
+    def __check_init__(self):
+        if self.plant not in PLANTS:
+            raise ValueError(f"`plant` must be one of {PLANTS}; got {self.plant!r}.")
+        check_size(self.size)
+        if self.target_distribution not in TARGET_DISTRIBUTIONS:
+            raise ValueError(
+                f"`target_distribution` must be one of {TARGET_DISTRIBUTIONS}; got "
+                f"{self.target_distribution!r}."
+            )
+        network_dt = check_positive(self.network_dt, "network_dt")
+        arm_dt = check_positive(self.arm_dt, "arm_dt")
+        if arm_dt > network_dt * (1 + 1e-9):
+            raise ValueError(
+                f"`arm_dt` ({arm_dt} s) must not exceed `network_dt` ({network_dt} s)."
+            )
+        steps_of(network_dt, arm_dt, "network_dt (in steps of arm_dt)")
+        tau = check_positive(self.tau, "tau")
+        if network_dt > tau:
+            raise ValueError(f"`network_dt` ({network_dt} s) must not exceed `tau` ({tau} s).")
+        check_positive(self.duration, "duration")
+        check_nonnegative(self.movement_time, "movement_time")
+        check_nonnegative(self.hold_weight, "hold_weight")
+        check_nonnegative(self.feedback_delay, "feedback_delay")
+        check_nonnegative(self.sensory_noise, "sensory_noise")
+        if self.rate_noise is not None:
+            check_nonnegative(self.rate_noise, "rate_noise")
+        check_positive_int(self.n_neurons, "n_neurons")
+        check_range(self.radius_range, "radius_range")
+        check_range(self.angle_range, "angle_range", minimum=-math.inf)
+        if not 0 < float(self.reach_fraction) <= 1:
+            raise ValueError(f"`reach_fraction` must lie in (0, 1]; got {self.reach_fraction}.")
+        if not self.eval_radii or any(not (r > 0 and math.isfinite(r)) for r in self.eval_radii):
+            raise ValueError(f"`eval_radii` must be positive radii (m); got {self.eval_radii}.")
+        unknown = [name for name in self.feedback if name not in FEEDBACK_CHANNELS]
+        if unknown:
+            raise ValueError(
+                f"`feedback` must name signals among {tuple(FEEDBACK_CHANNELS)}; got {unknown}."
+            )
+        if "muscle_activations" in self.feedback and self.plant != "muscle":
+            raise ValueError('`feedback` "muscle_activations" needs `plant="muscle"`.')
+        steps_of(self.duration, network_dt, "duration")
+        steps_of(self.feedback_delay, network_dt, "feedback_delay")
+        steps_of(self.movement_time, network_dt, "movement_time")
+        if self.target_distribution == "reachable":
+            angles = np.deg2rad(np.linspace(*self.angle_range, 721))
+            nearest = np.linalg.norm(
+                self.center + self.radius_range[0] * np.stack([np.cos(angles), np.sin(angles)], -1),
+                axis=-1,
+            ).min()
+            if nearest > self.max_reach:
+                raise ValueError(
+                    f"no target is reachable: at the smallest radius {self.radius_range[0]} m "
+                    f"every target lies beyond {self.reach_fraction}·(l1 + l2) = "
+                    f"{self.max_reach:.3f} m from the shoulder; lower `radius_range`."
+                )
+
+    # ---------------------------------------------------------------- sizes and geometry
+
+    @property
+    def dt(self) -> float:
+        """Seconds per network step (the time unit of the batches)."""
+        return float(self.network_dt)
+
+    @property
+    def n_steps(self) -> int:
+        """Network steps per trial: `duration / network_dt` (SPEC: T_tot = 2 s)."""
+        return steps_of(self.duration, self.network_dt, "duration")
+
+    @property
+    def n_substeps(self) -> int:
+        """Arm steps per network step: `network_dt / arm_dt` (SPEC §3.4b §5)."""
+        return steps_of(self.network_dt, self.arm_dt, "network_dt")
+
+    @property
+    def movement_steps(self) -> int:
+        """m = `movement_time / network_dt`: the unscored movement window (SPEC: 0.6 s)."""
+        return steps_of(self.movement_time, self.network_dt, "movement_time")
+
+    def make_plant(self):
+        """The arm: `MuscleArm()` (SPEC §3.4b preset) or `TwoJointArm()` (SPEC §3.4)."""
+        return MuscleArm() if self.plant == "muscle" else TwoJointArm()
+
+    @property
+    def _skeleton(self) -> TwoJointArm:
+        plant = self.make_plant()
+        return plant.skeleton if isinstance(plant, MuscleArm) else plant
+
+    @property
+    def center(self) -> np.ndarray:
+        """The central spot: the hand at the rest posture, (0, 0.2052) m (SPEC §3.4)."""
+        arm = self._skeleton
+        t1, t12 = arm.rest_posture[0], arm.rest_posture[0] + arm.rest_posture[1]
+        return np.array(
+            [
+                arm.l1 * math.cos(t1) + arm.l2 * math.cos(t12),
+                arm.l1 * math.sin(t1) + arm.l2 * math.sin(t12),
+            ]
+        )
+
+    @property
+    def max_reach(self) -> float:
+        """`reach_fraction`·(l1 + l2): targets farther from the shoulder are redrawn."""
+        arm = self._skeleton
+        return float(self.reach_fraction) * (arm.l1 + arm.l2)
+
+    def directions(self) -> np.ndarray:
+        """The 8 canonical directions (rad): linspace(−36°, 216°, 8) (SPEC §3.4)."""
+        return np.deg2rad(np.linspace(*self.angle_range, N_DIRECTIONS))
+
+    # ---------------------------------------------------------------- sampling
+
+    def _dtype(self):
+        return jnp.result_type(float)
+
+    def sample_targets(self, key, n: int) -> tuple[jax.Array, jax.Array]:
+        """`n` target angles (rad) and radii (m) about the centre (SPEC §3.4 "Targets").
+
+        φ ~ U(angle_range) = U(−36°, 216°), r ~ U(radius_range) = U(0.2, 0.5) m; with
+        `target_distribution="reachable"` a target whose distance from the shoulder exceeds
+        `max_reach` is redrawn (rejection among `_N_CANDIDATES` = 16 candidates: the first
+        reachable one; if none, the first candidate's radius is shrunk onto the reachable
+        disc). Jittable.
+        """
+        dtype = self._dtype()
+        a_lo, a_hi = np.deg2rad(self.angle_range)
+        r_lo, r_hi = self.radius_range
+        n_cand = 1 if self.target_distribution == "repo" else _N_CANDIDATES
+        k_a, k_r = jr.split(key)
+        angle = jr.uniform(k_a, (n, n_cand), dtype, a_lo, a_hi)
+        radius = jr.uniform(k_r, (n, n_cand), dtype, r_lo, r_hi)
+        if n_cand == 1:
+            return angle[:, 0], radius[:, 0]
+        cx, cy = self.center
+        px = cx + radius * jnp.cos(angle)
+        py = cy + radius * jnp.sin(angle)
+        ok = px**2 + py**2 <= self.max_reach**2
+        pick = jnp.argmax(ok, axis=1)
+        rows = jnp.arange(n)
+        angle_p, radius_p = angle[rows, pick], radius[rows, pick]
+        # none reachable: |c + r u| = R  →  r = −c·u + sqrt((c·u)² − |c|² + R²)
+        cu = cx * jnp.cos(angle_p) + cy * jnp.sin(angle_p)
+        r_max = -cu + jnp.sqrt(jnp.maximum(cu**2 - (cx**2 + cy**2) + self.max_reach**2, 0.0))
+        radius_p = jnp.where(ok.any(axis=1), radius_p, jnp.minimum(radius_p, r_max))
+        return angle_p, radius_p
+
+    def target_position(self, angle, radius) -> jax.Array:
+        """Target position (m): centre + r (cos φ, sin φ), `[..., 2]`."""
+        center = jnp.asarray(self.center, self._dtype())
+        return center + radius[..., None] * jnp.stack([jnp.cos(angle), jnp.sin(angle)], -1)
+
+    def uniform_steps(self, key, n: int, seconds: tuple[float, float]) -> jax.Array:
+        """`n` integer step counts, uniform on [round(lo/dt), round(hi/dt)] (inclusive)."""
+        lo, hi = (round(s / self.network_dt) for s in seconds)
+        return jr.randint(key, (n,), lo, hi + 1, jnp.int32)
+
+    # ---------------------------------------------------------------- model and loss
+
+    def default_model(self, *, key) -> ClosedLoop:
+        """The motor RNN of SPEC §3.4 (N = `n_neurons` = 64 ReLU units, τ = 20 ms,
+        multiplicative rate noise σ_n = 0.2·√(τ/dt), learnt initial state) stepping every
+        `network_dt`, in closed loop with the arm (`n_substeps` arm steps of `arm_dt` per
+        network step); feedback: the `feedback` signals, delayed by `feedback_delay` s."""
+        plant = self.make_plant()
+        n_feedback = sum(FEEDBACK_CHANNELS[name] for name in self.feedback)
+        network = motor_rnn(
+            n_inputs=self.n_task_inputs,
+            n_feedback=n_feedback,
+            n_outputs=plant.control_size,
+            n_neurons=self.n_neurons,
+            tau=self.tau,
+            dt=self.network_dt,
+            rate_noise=self.rate_noise,
+            key=key,
+        )
+        return ClosedLoop(
+            network,
+            plant,
+            dt=self.network_dt,
+            n_substeps=self.n_substeps,
+            feedback=self.feedback,
+            feedback_delay=steps_of(self.feedback_delay, self.network_dt, "feedback_delay"),
+            sensory_noise=self.sensory_noise,
+        )
+
+    def loss_function(self):
+        """Weighted squared error of (hand position, hand velocity) against (target, 0),
+        summed over the 4 outputs, scaled by s = 10/T (T in network steps), summed over time
+        and averaged over the batch (SPEC §3.4 "Loss": s = 10/T_tot = 0.01 at 2 ms)."""
+        return mse(target="target", weight="weight", scale=10.0 / self.n_steps, reduction="sum")
+
+    def loss(self, y, x) -> jax.Array:
+        """The per-step loss (see `loss_function`)."""
+        return self.loss_function()(y, x)
+
+    def success_criterion(self) -> tuple[str, float, str]:
+        """Mean endpoint error on the canonical conditions below 2 cm."""
+        return ("endpoint_error_cm", WITHIN_CM, "below")
+
+    # ---------------------------------------------------------------- evaluation driver
+
+    def _n_repeats(self, n_conditions: int, n_trials: int | None, default: int) -> int:
+        if n_trials is None:
+            return default
+        n_trials = check_positive_int(n_trials, "n_trials")
+        return max(1, -(-n_trials // n_conditions))
+
+    def eval_outputs(self, model, *, key, n_trials: int | None = None, default_repeats: int = 4):
+        """Outputs `[B, T, 4]` of `model` on the canonical conditions repeated with fresh noise
+        (`n_trials` rounded up to a whole number of repeats), and that batch."""
+        conditions = self.conditions()
+        repeats = self._n_repeats(conditions.batch_size, n_trials, default_repeats)
+        batch = jax.tree.map(lambda a: jnp.concatenate([a] * repeats, axis=0), conditions)
+        outputs = _rollout(model, batch.inputs, key)
+        return np.asarray(outputs, np.float64), batch
+
+
+@eqx.filter_jit
+def _rollout(model, inputs, key):
+    return rollout_outputs(model, inputs, key=key)
+
+
+# --------------------------------------------------------------------------------------------
+# Hyperparameters.
+
+
+def _table(sofo: dict, adam: dict, first_order: dict) -> dict:
+    """One size's table: SOFO, Adam, and FGD / first-order SOFO sharing `first_order`."""
+    fgd = {**first_order, "learning_rate": first_order["fgd_learning_rate"]}
+    fos = {**first_order, "learning_rate": first_order["fos_learning_rate"]}
+    for d in (fgd, fos):
+        d.pop("fgd_learning_rate")
+        d.pop("fos_learning_rate")
+    return {"sofo": sofo, "adam": adam, "fgd": fgd, "first-order-sofo": fos}
+
+
+# [PROPOSED] CPU size, tuned here on the single reach (torque arm: SOFO η ∈ {0.1, 0.2, 0.3, 1},
+# λ ∈ {1e-5, 1e-4, 1e-3}, B ∈ {32, 64, 128}, K ∈ {32, 48}; Adam lr ∈ {3e-3, 1e-2}; see
+# benchmarks/results/reach_results.md). B = 64 halves the loss reached per iteration relative
+# to B = 32 for 1.3× the time; η = 0.3 and above diverge at λ ≤ 1e-4. 600 SOFO iterations
+# take a few minutes on 2 cores. The muscle arm needs λ = 1e-3 (its closed loop turned
+# explosive at λ = 1e-5). FGD and first-order SOFO are untuned [PROPOSED].
+_FIRST_ORDER_CPU = {
+    "n_iters": 3000,
+    "batch_size": 32,
+    "n_tangents": 48,
+    "fgd_learning_rate": 1e-4,
+    "fos_learning_rate": 0.1,
+}
+_FIRST_ORDER_PAPER = {
+    "n_iters": 5000,
+    "batch_size": 256,
+    "n_tangents": 256,
+    "fgd_learning_rate": 1e-4,
+    "fos_learning_rate": 0.1,
+}
+REACH_HYPERPARAMETERS = {
+    "torque": {
+        "cpu": _table(
+            {
+                "n_iters": 600,
+                "batch_size": 64,
+                "learning_rate": 0.2,
+                "n_tangents": 48,
+                "damping": 1e-4,
+            },
+            {"n_iters": 5000, "batch_size": 32, "learning_rate": 3e-3, "eps": 1e-7},
+            _FIRST_ORDER_CPU,
+        ),
+        # SPEC §3.5 / §4 [REPO@a88e0d4]: B = 256, K = 256, η = 0.1, λ = 1e-5, 5000 iterations;
+        # Adam lr 1e-3, ε = 1e-7.
+        "paper": _table(
+            {
+                "n_iters": 5000,
+                "batch_size": 256,
+                "learning_rate": 0.1,
+                "n_tangents": 256,
+                "damping": 1e-5,
+            },
+            {"n_iters": 5000, "batch_size": 256, "learning_rate": 1e-3, "eps": 1e-7},
+            _FIRST_ORDER_PAPER,
+        ),
+    },
+    "muscle": {
+        "cpu": _table(
+            {
+                "n_iters": 600,
+                "batch_size": 64,
+                "learning_rate": 0.1,
+                "n_tangents": 48,
+                "damping": 1e-3,
+            },
+            {"n_iters": 5000, "batch_size": 32, "learning_rate": 3e-3, "eps": 1e-7},
+            _FIRST_ORDER_CPU,
+        ),
+        # The paper has no muscle arm: SPEC §3.5 values with λ = 1e-3 (see above) [PROPOSED].
+        "paper": _table(
+            {
+                "n_iters": 5000,
+                "batch_size": 256,
+                "learning_rate": 0.1,
+                "n_tangents": 256,
+                "damping": 1e-3,
+            },
+            {"n_iters": 5000, "batch_size": 256, "learning_rate": 1e-3, "eps": 1e-7},
+            _FIRST_ORDER_PAPER,
+        ),
+    },
+}
+"""Hyperparameters of the single reach: `[plant][size][optimizer]`."""
+
+
+# --------------------------------------------------------------------------------------------
+# The single delayed reach.
+
+
+@register("reach")
+class ReachTask(AbstractReachTask):
+    r"""Single delayed reach with a biomechanical arm (SPEC §3.5; arm and network SPEC §3.4).
+
+    **Trial** (T_tot = `duration` = 2 s; SPEC §3.5). An idle period ~ U(0.1, 0.5) s with the
+    input [1, centre]; the target appears (`target_onset`) and a preparation period
+    ~ U(0.2, 0.8) s follows with the input [1, target]; at the go cue every input drops to 0
+    (the target disappears and must be remembered). Durations are drawn as whole network
+    steps, uniform on [round(lo/dt), round(hi/dt)]. The centre is the hand at the rest
+    posture θ = (20°, 140°), (0, 0.2052) m; targets are centre + r(cos φ, sin φ) with
+    φ ~ U(−36°, 216°), r ~ U(0.2, 0.5) m (SPEC §3.4).
+
+    **Unreachable targets.** With l1 + l2 = 0.6 m, upward targets with r ≳ 0.37 m lie
+    beyond the arm (SPEC §3.4 "Caution"). By default (`target_distribution="reachable"`)
+    targets farther than 0.95·(l1 + l2) = 0.57 m from the shoulder are redrawn, as SPEC §3.4
+    proposes; `target_distribution="repo"` keeps the reference distribution.
+
+    **Loss** (SPEC §3.4, §3.5): squared error of the hand position against the target and
+    of the hand velocity against 0, per output step t (the hand *after* network step t):
+    before the go cue target = centre, weight 1; from the go cue to go + 0.6 s
+    (t ∈ [go, go + m], m = 0.6 s / dt) weight 0 (free movement); after that
+    (t > go + m) target = reach target, weight 4. Scale s = 10/T, summed over time and the
+    4 outputs, mean over the batch (`neurodyn.optim.mse(..., reduction="sum")`, closed-form
+    GGN).
+
+    **Batch.** `inputs` `[B, T, 3]`; `targets` `[B, T, 4]` = (x*, y*, 0, 0); `weights`
+    `[B, T, 1]`; `metadata` (per trial): `angle` (rad), `radius` (m), `target` `[B, 2]`
+    (m), `direction` (int32 index of the canonical direction, −1 for random training
+    targets), `condition` (int32 index into `conditions()`, −1 for training trials),
+    `target_onset`, `go_cue` (int32 steps) and `target_onset_time`, `go_cue_time` (s).
+
+    **Plant.** `plant="torque"` (default; the paper's arm, SPEC §3.4) or `"muscle"` (the
+    six-muscle Li–Todorov arm of SPEC §3.4b, excitations = `excitation_from_output` of the
+    6 network outputs). SPEC "Decisions" makes the muscle arm the default only if it trains
+    within the CPU budget; it does not, for two measured reasons
+    (`benchmarks/results/reach_results.md`):
+
+    1. with the LT04 geometry (constant moment arms, SPEC §3.4b §2.1) the shoulder muscles
+       lose their force away from the rest posture: at θ = (80°, 144°), the posture of the
+       216° target at r = 0.2 m, full activation of SF gives 0.40 N·m and of SE 0.13 N·m
+       (SF at l = 0.69 and SE at l = 1.8, where F_L and the gate A(a, l) collapse), against
+       6.5 and −4.8 N·m at rest; the left and lower-left targets are barely controllable,
+       and the trained muscle arm misses them;
+    2. training is slower per iteration (the muscle model in the substeps) and less stable:
+       SOFO needs λ = 1e-3 (at λ = 1e-5 the closed loop became explosive and the tangents
+       overflowed).
+
+    The muscle arm trains (its loss falls and 6 of the 8 canonical reaches land within a
+    few cm) and is one flag away: `--plant muscle` / `plant="muscle"`.
+
+    **Sizes.**
+
+    - `"cpu"` (default): the network steps every `network_dt` = 10 ms with 5 held-input arm
+      substeps of `arm_dt` = 2 ms (SPEC §3.4b §5), so T = 200 network steps; evaluation on
+      the 8 canonical directions at r = 0.2 m (`eval_radii`; the lab's 8 centre-out reaches,
+      SPEC §3.4). SOFO: B = 32, K = 48 (K/P ≈ 1 %), see `hyperparameters`.
+    - `"paper"`: network and arm at 2 ms (T = 1000), evaluation on 8 directions × r ∈
+      {0.2, 0.3, 0.4} m (REPO `analysis.ml`), SOFO B = K = 256, η = 0.1, λ = 1e-5, 5000
+      iterations (SPEC §3.5). Note that 2 of those 24 conditions (72° and 108° at 0.4 m,
+      0.598 m from the shoulder) lie beyond the 0.95 reach limit used in training.
+
+    **Metrics** ([`ReachTask.evaluate`][], on the canonical conditions, mean over trials):
+    `endpoint_error_cm` (|hand − target| at the last step), `hold_error_cm` (mean over the
+    scored hold window), `endpoint_speed_cm_s`, `peak_speed_cm_s`, `reaction_time_ms`
+    (first step after the go cue at 10 % of the peak speed), `fraction_within_2cm`
+    (endpoint error < 2 cm) and `fixation_error_cm` (mean |hand − centre| before the go cue).
+
+    **Arguments** (all keyword, static): `plant`, `size`, `network_dt`, `arm_dt`
+    (seconds), `duration` (2 s), `idle_range` ((0.1, 0.5) s), `prep_range` ((0.2, 0.8) s),
+    `movement_time` (0.6 s), `hold_weight` (4), `radius_range` ((0.2, 0.5) m),
+    `angle_range` ((−36, 216) degrees), `target_distribution`, `reach_fraction` (0.95),
+    `eval_radii`, `n_neurons` (64), `tau` (0.02 s), `rate_noise` (None: 0.2·√(τ/dt)),
+    `feedback` (joint angles and velocities), `feedback_delay` (s, a multiple of
+    `network_dt`; 0), `sensory_noise` (std in the feedback's units; 0).
+
+    **Raises:** `ValueError` naming the argument for an unknown plant (listing `"muscle"`,
+    `"torque"`), negative or inconsistent timings, a trial too short for its events, times
+    that are not whole network steps, or bad radii.
+
+    ```python
+    task = nd.tasks.get("reach", plant="torque")
+    model = task.default_model(key=jr.PRNGKey(0))
+    result = nd.fit(model, task, n_iters=300, batch_size=32, key=jr.PRNGKey(1))
+    ```
+
+    ??? cite "Reference"
+        Yu, Xia, Ma, Lengyel & Hennequin, NeurIPS 2024 (code: `single_reach_common.ml`).
+    """
+
+    idle_range: tuple[float, float] = eqx.field(static=True, default=(0.1, 0.5), converter=as_pair)
+    prep_range: tuple[float, float] = eqx.field(static=True, default=(0.2, 0.8), converter=as_pair)
+
+    name: ClassVar[str] = "reach"
+    description: ClassVar[str] = (
+        "single delayed reach with a muscle or torque arm in closed loop (SPEC §3.5)."
+    )
+    n_task_inputs: ClassVar[int] = 3
+
+    def __check_init__(self):
+        check_range(self.idle_range, "idle_range")
+        check_range(self.prep_range, "prep_range")
+        latest_go = self.idle_range[1] + self.prep_range[1]
+        if latest_go + self.movement_time >= self.duration - 1e-9:
+            raise ValueError(
+                f"`duration` = {self.duration} s leaves no hold window: the latest go cue "
+                f"({latest_go} s) plus `movement_time` ({self.movement_time} s) reaches it."
+            )
+
+    @classmethod
+    def from_size(cls, size: str = "cpu", **overrides) -> ReachTask:
+        """`"cpu"`: 10 ms network steps × 5 arm substeps, 8 evaluation targets at 0.2 m;
+        `"paper"`: 2 ms steps (SPEC §3.4), 8 × 3 evaluation targets (see the class doc)."""
+        check_size(size)
+        return cls(**{**_size_defaults(size), **overrides})
+
+    # ---------------------------------------------------------------- trials
+
+    def trials(self, angle, radius, idle_steps, prep_steps, *, condition=None) -> Batch:
+        """The batch for given targets (`angle`, `radius` `[B]`) and idle / preparation
+        durations (int steps `[B]`); jittable. `condition` labels canonical trials."""
+        dtype = self._dtype()
+        n = angle.shape[0]
+        t = jnp.arange(self.n_steps)[None, :]
+        onset = jnp.asarray(idle_steps, jnp.int32)
+        go = onset + jnp.asarray(prep_steps, jnp.int32)
+        target = self.target_position(jnp.asarray(angle, dtype), jnp.asarray(radius, dtype))
+        center = jnp.asarray(self.center, dtype)
+        before_onset = (t < onset[:, None])[..., None]
+        before_go = (t < go[:, None])[..., None]
+        cue = jnp.where(before_onset, center, target[:, None, :])
+        inputs = jnp.concatenate(
+            [before_go.astype(dtype), jnp.where(before_go, cue, 0.0).astype(dtype)], axis=-1
+        )
+        position = jnp.where(before_go, center, target[:, None, :])
+        targets = jnp.concatenate([position, jnp.zeros_like(position)], axis=-1).astype(dtype)
+        hold = t > (go + self.movement_steps)[:, None]
+        weights = jnp.where(before_go[..., 0], 1.0, jnp.where(hold, self.hold_weight, 0.0))
+        condition = jnp.full((n,), -1, jnp.int32) if condition is None else condition
+        direction = jnp.where(condition >= 0, condition % N_DIRECTIONS, -1).astype(jnp.int32)
+        metadata = {
+            "angle": jnp.asarray(angle, dtype),
+            "radius": jnp.asarray(radius, dtype),
+            "target": target,
+            "direction": direction,
+            "condition": condition,
+            "target_onset": onset,
+            "go_cue": go,
+            "target_onset_time": onset.astype(dtype) * self.network_dt,
+            "go_cue_time": go.astype(dtype) * self.network_dt,
+        }
+        return Batch(inputs, targets, weights[..., None].astype(dtype), metadata)
+
+    def sample(self, *, key, batch_size: int) -> Batch:
+        """A batch of training trials (see the class docstring); jittable."""
+        check_positive_int(batch_size, "batch_size")
+        k_target, k_idle, k_prep = jr.split(key, 3)
+        angle, radius = self.sample_targets(k_target, batch_size)
+        idle = self.uniform_steps(k_idle, batch_size, self.idle_range)
+        prep = self.uniform_steps(k_prep, batch_size, self.prep_range)
+        return self.trials(angle, radius, idle, prep)
+
+    def conditions(self) -> Batch:
+        """The canonical conditions: 8 directions linspace(−36°, 216°, 8) × `eval_radii`
+        (radius-major: condition c has direction c mod 8), each with the mid-range idle
+        (0.3 s) and preparation (0.5 s) periods [PROPOSED: SPEC gives no evaluation timing]."""
+        directions = self.directions()
+        angle = np.tile(directions, len(self.eval_radii))
+        radius = np.repeat(np.asarray(self.eval_radii), N_DIRECTIONS)
+        n = angle.shape[0]
+        idle = np.full(n, round(np.mean(self.idle_range) / self.network_dt), np.int32)
+        prep = np.full(n, round(np.mean(self.prep_range) / self.network_dt), np.int32)
+        return self.trials(
+            jnp.asarray(angle),
+            jnp.asarray(radius),
+            jnp.asarray(idle),
+            jnp.asarray(prep),
+            condition=jnp.arange(n, dtype=jnp.int32),
+        )
+
+    # ---------------------------------------------------------------- evaluation
+
+    def metrics_from_outputs(self, outputs, batch: Batch) -> dict[str, float]:
+        """The metrics of the class docstring from hand outputs `[B, T, 4]` on `batch`."""
+        outputs = np.asarray(outputs, np.float64)
+        go = np.asarray(batch.metadata["go_cue"])
+        end = np.full_like(go, self.n_steps - 1)
+        per_trial = reach_metrics(
+            outputs[..., :2],
+            outputs[..., 2:],
+            np.asarray(batch.metadata["target"]),
+            go_cue=go,
+            hold_start=go + self.movement_steps + 1,
+            end=end,
+            dt=self.network_dt,
+        )
+        out = {name: _mean(values) for name, values in per_trial.items()}
+        out["fraction_within_2cm"] = float(np.mean(per_trial["endpoint_error_cm"] < WITHIN_CM))
+        t = np.arange(self.n_steps)[None, :]
+        before = t < go[:, None]
+        dist = np.linalg.norm(outputs[..., :2] - self.center, axis=-1)
+        out["fixation_error_cm"] = float(100.0 * dist[before].mean())
+        return out
+
+    def evaluate(self, model, *, key, n_trials: int | None = None) -> dict[str, float]:
+        """Metrics (class docstring) on the canonical conditions, each run with independent
+        network (and sensory) noise `n_trials / n_conditions` times (default 4 times)."""
+        outputs, batch = self.eval_outputs(model, key=key, n_trials=n_trials)
+        return self.metrics_from_outputs(outputs, batch)
+
+    def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]:
+        """Recommended settings for `optimizer` at this size (paper: SPEC §3.5 / §4; CPU:
+        tuned here, [PROPOSED])."""
+        return select_hyperparameters(
+            REACH_HYPERPARAMETERS[self.plant], self.size, optimizer, self.name
+        )
+
+
+def _size_defaults(size: str) -> dict[str, Any]:
+    if size == "paper":
+        # SPEC §3.4: network and arm both at dt = 2 ms; REPO `analysis.ml` evaluation radii.
+        return {"size": size, "network_dt": 0.002, "arm_dt": 0.002, "eval_radii": (0.2, 0.3, 0.4)}
+    # SPEC §3.4b §5: "the RNN may step at 10 ms with 5 held-input substeps".
+    return {"size": size, "network_dt": 0.01, "arm_dt": 0.002, "eval_radii": (0.2,)}

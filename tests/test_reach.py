@@ -1,0 +1,536 @@
+"""The closed loop (network → arm → feedback) and the reaching tasks (SPEC §3.4–§3.6)."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+
+import neurodyn as nd
+from neurodyn.models import AbstractRecurrentModel, motor_rnn, rollout_problem, simulate
+from neurodyn.plants import MuscleArm, TwoJointArm, excitation_from_output
+from neurodyn.tasks import ClosedLoop, DoubleReachTask, ReachTask, reach_metrics
+
+PLANTS = {"torque": TwoJointArm, "muscle": MuscleArm}
+# SPEC §3.4: the hand at rest, θ = (20°, 140°) with l1 = l2 = 0.3 m: (0, 0.6 sin 20°) ≈ (0, 0.2052)
+CENTER = np.array([0.0, 0.6 * math.sin(math.radians(20.0))])
+
+
+class _Spy(AbstractRecurrentModel):
+    """A stand-in network: its carry is the last input it received, its output a fixed
+    linear map of the *task* inputs (so the arm moves independently of the feedback)."""
+
+    gain: jax.Array
+    n_inputs: int = eqx.field(static=True)
+    n_outputs: int = eqx.field(static=True)
+    n_task: int = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+
+    def initial_state(self, key=None):
+        return jnp.zeros(self.n_inputs, self.gain.dtype)
+
+    def step(self, carry, u, noise=None):
+        return u, self.gain @ u[: self.n_task]
+
+    def trainable(self):
+        return jax.tree.map(eqx.is_inexact_array, self)
+
+
+def _spy(plant, n_task, n_feedback, key, dt=0.01, scale=0.5):
+    gain = scale * jr.normal(key, (plant.control_size, n_task))
+    return _Spy(gain, n_task + n_feedback, plant.control_size, n_task, dt)
+
+
+def _known_controls(loop, inputs):
+    """Per-step plant controls of a spy loop, computed without the loop."""
+    outputs = jnp.einsum("ci,bti->btc", loop.network.gain, inputs)
+    return excitation_from_output(outputs) if isinstance(loop.plant, MuscleArm) else outputs
+
+
+# -------------------------------------------------------------------------- closed loop
+
+
+def _project(tangents, grads, trainable):
+    total = 0.0
+    grads = eqx.filter(grads, trainable)
+    for v, g in zip(
+        jax.tree.leaves(tangents, is_leaf=lambda x: x is None),
+        jax.tree.leaves(grads, is_leaf=lambda x: x is None),
+    ):
+        if v is not None and g is not None:
+            total = total + jnp.einsum("k...,...->k", v, g)
+    return total
+
+
+@pytest.mark.parametrize("plant_name", list(PLANTS))
+def test_sofo_scan_agrees_with_reverse_mode(plant_name, getkey):
+    """Vᵀg of the forward-mode scan equals the projection of jax.grad, through the whole loop
+    (substeps, delay, sensory and rate noise, learnt initial state)."""
+    plant = PLANTS[plant_name]()
+    net = motor_rnn(3, 4, plant.control_size, n_neurons=8, tau=0.02, dt=0.004, key=getkey())
+    loop = ClosedLoop(net, plant, n_substeps=2, feedback_delay=2, sensory_noise=0.01)
+    B, T = 3, 12
+    # a strong, varied drive so the muscles leave a = 0 (where A(a, l) has zero slope)
+    inputs = jr.normal(getkey(), (B, T, 3)) * 3.0 + 1.0
+    target = jr.normal(getkey(), (B, T, 4)) * 0.1
+    weight = jr.uniform(getkey(), (B, T, 1))
+    loss = nd.optim.mse(target="target", weight="weight", scale=10.0 / T, reduction="sum")
+    problem = rollout_problem(
+        loop, inputs, loss, key=getkey(), extra={"target": target, "weight": weight}
+    )
+    trainable = loop.trainable()
+    tangents = nd.sample_tangents(getkey(), loop, 6, trainable=trainable)
+
+    @eqx.filter_jit
+    def both(loop, tangents):
+        sofo = nd.value_and_sofo_grad_scan(problem.step, problem.loss, damping=1e-3)
+        value, _, info = sofo(loop, tangents, problem.carry0, problem.xs)
+        ref_value, grads = eqx.filter_value_and_grad(problem.value)(loop)
+        return value, info["vg"], ref_value, _project(tangents, grads, trainable)
+
+    value, vg, ref_value, ref_vg = both(loop, tangents)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-10)
+    assert float(jnp.linalg.norm(ref_vg)) > 0
+    np.testing.assert_allclose(vg, ref_vg, rtol=1e-7, atol=1e-10 * float(jnp.abs(ref_vg).max()))
+
+
+def test_trainable_is_the_network_only(getkey):
+    net = motor_rnn(3, 4, 6, n_neurons=8, dt=0.01, key=getkey())
+    loop = ClosedLoop(net, MuscleArm(), n_substeps=5)
+    assert loop.n_params == net.n_params
+    spec = loop.trainable()
+    assert not any(jax.tree.leaves(spec.plant))
+
+
+@pytest.mark.parametrize("delay", [0, 1, 3])
+def test_feedback_delay_is_an_exact_delayed_copy(delay, getkey):
+    plant = TwoJointArm()
+    loop = ClosedLoop(
+        _spy(plant, 2, 6, getkey()),
+        plant,
+        n_substeps=5,
+        feedback_delay=delay,
+        feedback=("joint_angles", "joint_velocities", "hand_position"),
+    )
+    B, T = 2, 15
+    inputs = jr.normal(getkey(), (B, T, 2))
+    carries, _ = simulate(loop, inputs, key=getkey())
+    received = np.asarray(carries.network[..., 2:])  # what the network got at step t
+    y0 = plant.initial_state(dtype=jnp.float64)
+    states = np.concatenate(  # the plant state at the start of each step
+        [np.broadcast_to(y0, (B, 1, 4)), np.asarray(carries.plant[:, :-1])], axis=1
+    )
+    sense = lambda y: np.concatenate([y[:2], y[2:4], np.asarray(plant.hand_position(y))])
+    for b in range(B):
+        for t in range(T):
+            expected = sense(states[b, max(t - delay, 0)])
+            np.testing.assert_allclose(received[b, t], expected, rtol=1e-15, atol=1e-15)
+    if delay:
+        assert carries.feedback_buffer.shape == (B, T, delay, 6)
+    else:
+        assert carries.feedback_buffer is None
+
+
+@pytest.mark.parametrize("plant_name", list(PLANTS))
+def test_held_input_substeps_equal_an_explicit_loop_of_arm_steps(plant_name, getkey):
+    plant = PLANTS[plant_name]()
+    loop = ClosedLoop(_spy(plant, 2, 4, getkey()), plant, dt=0.01, n_substeps=5)
+    B, T = 2, 20
+    inputs = jr.normal(getkey(), (B, T, 2))
+    carries, outputs = simulate(loop, inputs, key=getkey())
+    controls = _known_controls(loop, inputs)
+    step = eqx.filter_jit(lambda y, u: plant.step(y, u, 0.002))
+    for b in range(B):
+        y = plant.initial_state(dtype=jnp.float64)
+        for t in range(T):
+            for _ in range(5):
+                y = step(y, controls[b, t])
+            np.testing.assert_allclose(carries.plant[b, t], y, rtol=1e-12, atol=1e-14)
+            hand = np.concatenate([plant.hand_position(y), plant.hand_velocity(y)])
+            np.testing.assert_allclose(outputs[b, t], hand, rtol=1e-12, atol=1e-14)
+    assert float(jnp.abs(carries.plant[..., :2] - y[:2]).max()) > 1e-3  # the arm did move
+
+
+def test_sensory_noise_statistics_and_delivery(getkey):
+    plant = TwoJointArm()
+    sigma = (0.01, 0.02, 0.5, 1.0)
+    loop = ClosedLoop(_spy(plant, 1, 4, getkey()), plant, n_substeps=5, sensory_noise=sigma)
+    noise = loop.sample_noise(getkey(), 20000)
+    eps = np.asarray(noise["sensory"])
+    assert noise["network"] is None and eps.shape == (20000, 4)
+    # std within 3 standard errors (se of a std ≈ σ/√(2n)); mean within 4 se; no correlation
+    np.testing.assert_allclose(eps.std(0), sigma, rtol=3 / math.sqrt(2 * 20000))
+    assert np.all(np.abs(eps.mean(0)) < 4 * np.asarray(sigma) / math.sqrt(20000))
+    corr = np.corrcoef(eps.T) - np.eye(4)
+    assert np.abs(corr).max() < 4 / math.sqrt(20000)
+    # what the network receives is the clean feedback plus exactly this noise
+    inputs = jnp.zeros((1, 6, 1))
+    key = getkey()
+    carries, _ = simulate(loop, inputs, key=key)
+    eps = nd.models.batch_noise(loop, jr.split(key)[0], 1, 6)["sensory"][:, 0]
+    clean = np.asarray(plant.initial_state(dtype=jnp.float64))  # no drive: the arm stays put
+    np.testing.assert_allclose(carries.network[0, :, 1:], clean + eps, rtol=1e-12)
+    # noiseless loop: no noise at all
+    quiet = ClosedLoop(_spy(plant, 1, 4, getkey()), plant, n_substeps=5)
+    assert quiet.sample_noise(getkey(), 3) is None
+
+
+def test_closed_loop_bad_arguments(getkey):
+    net = motor_rnn(3, 4, 6, dt=0.01, key=getkey())
+    with pytest.raises(ValueError, match="n_substeps >= 2"):
+        ClosedLoop(net, MuscleArm(), n_substeps=1)  # 10 ms > the 5 ms Euler limit
+    with pytest.raises(ValueError, match="feedback"):
+        ClosedLoop(net, MuscleArm(), n_substeps=5, feedback=("joint_torques",))
+    with pytest.raises(ValueError, match="feedback_delay"):
+        ClosedLoop(net, MuscleArm(), n_substeps=5, feedback_delay=-1)
+    with pytest.raises(ValueError, match="sensory_noise"):
+        ClosedLoop(net, MuscleArm(), n_substeps=5, sensory_noise=-0.1)
+    with pytest.raises(ValueError, match="6 outputs but TwoJointArm takes 2"):
+        ClosedLoop(net, TwoJointArm(), n_substeps=5)
+    with pytest.raises(ValueError, match="MuscleArm"):
+        ClosedLoop(
+            motor_rnn(3, 6, 2, dt=0.01, key=getkey()),
+            TwoJointArm(),
+            n_substeps=5,
+            feedback=("joint_angles", "joint_velocities", "muscle_activations"),
+        )
+    with pytest.raises(ValueError, match="control_map"):
+        ClosedLoop(net, MuscleArm(), n_substeps=5, control_map="sigmoid")
+
+
+# -------------------------------------------------------------------------- tasks
+
+
+@pytest.mark.parametrize("cls", [ReachTask, DoubleReachTask])
+@pytest.mark.parametrize("size", ["cpu", "paper"])
+def test_batch_shapes_and_dtypes(cls, size, getkey):
+    task = cls.from_size(size)
+    batch = jax.jit(lambda k: task.sample(key=k, batch_size=5))(getkey())
+    T = {"cpu": 200, "paper": 1000}[size]
+    assert task.n_steps == T and math.isclose(task.dt * T, 2.0)  # SPEC: T_tot = 2 s
+    n_in = 3 if cls is ReachTask else 6
+    assert batch.inputs.shape == (5, T, n_in) and batch.inputs.dtype == jnp.float64
+    assert batch.targets.shape == (5, T, 4) and batch.targets.dtype == jnp.float64
+    assert batch.weights.shape == (5, T, 1) and batch.weights.dtype == jnp.float64
+    for name, value in batch.metadata.items():
+        assert value.shape[0] == 5, name
+        if name in ("condition", "target_onset") or name.startswith(("direction", "go_cue")):
+            if not name.endswith("_time"):
+                assert value.dtype == jnp.int32, name
+    assert np.all(np.asarray(batch.metadata["condition"]) == -1)
+    assert task.n_substeps == {"cpu": 5, "paper": 1}[size]  # SPEC §3.4b §5: 10 ms = 5 × 2 ms
+
+
+def test_single_reach_timing_inputs_and_loss_windows(getkey):
+    task = ReachTask.from_size("paper")  # dt = 2 ms, T = 1000 (SPEC §3.5)
+    batch = jax.jit(lambda k: task.sample(key=k, batch_size=4000))(getkey())
+    md = {k: np.asarray(v) for k, v in batch.metadata.items()}
+    onset, go = md["target_onset"], md["go_cue"]
+    prep = go - onset
+    # idle ~ U(0.1, 0.5) s and prep ~ U(0.2, 0.8) s in whole 2 ms steps
+    assert onset.min() == 50 and onset.max() == 250 and prep.min() == 100 and prep.max() == 400
+    assert abs(onset.mean() - 150) < 3 and abs(prep.mean() - 250) < 4
+    np.testing.assert_allclose(md["go_cue_time"], go * 0.002)
+    np.testing.assert_allclose(md["target_onset_time"], onset * 0.002)
+    x, y, w = np.asarray(batch.inputs), np.asarray(batch.targets), np.asarray(batch.weights)
+    target = md["target"]
+    np.testing.assert_allclose(
+        target,
+        CENTER + md["radius"][:, None] * np.stack([np.cos(md["angle"]), np.sin(md["angle"])], -1),
+        atol=1e-7,
+    )
+    t = np.arange(1000)
+    for b in range(0, 4000, 397):
+        pre, prep_w = t < onset[b], (t >= onset[b]) & (t < go[b])
+        after = t >= go[b]
+        np.testing.assert_array_equal(x[b, pre | prep_w, 0], 1.0)
+        np.testing.assert_allclose(
+            x[b, pre, 1:], np.broadcast_to(CENTER, (pre.sum(), 2)), atol=1e-7
+        )
+        np.testing.assert_allclose(x[b, prep_w, 1:], np.broadcast_to(target[b], (prep_w.sum(), 2)))
+        np.testing.assert_array_equal(x[b, after], 0.0)
+        free = (t >= go[b]) & (t <= go[b] + 300)  # go → go + 0.6 s: weight 0
+        hold = t > go[b] + 300  # then weight 4 on the target
+        np.testing.assert_array_equal(w[b, t < go[b], 0], 1.0)
+        np.testing.assert_array_equal(w[b, free, 0], 0.0)
+        np.testing.assert_array_equal(w[b, hold, 0], 4.0)
+        np.testing.assert_allclose(
+            y[b, t < go[b], :2], np.broadcast_to(CENTER, (go[b], 2)), atol=1e-7
+        )
+        np.testing.assert_allclose(y[b, after, :2], np.broadcast_to(target[b], (after.sum(), 2)))
+        np.testing.assert_array_equal(y[b, :, 2:], 0.0)
+    # loss: s = 10/T_tot = 0.01, summed over the 4 outputs (SPEC §3.4)
+    loss = task.loss_function()
+    assert loss.scale == pytest.approx(0.01) and loss.reduction == "sum"
+
+
+def test_double_reach_timing_inputs_and_loss_windows(getkey):
+    task = DoubleReachTask.from_size("paper")
+    batch = jax.jit(lambda k: task.sample(key=k, batch_size=3000))(getkey())
+    md = {k: np.asarray(v) for k, v in batch.metadata.items()}
+    go1, go2 = md["go_cue1"], md["go_cue2"]
+    assert go1.min() == 100 and go1.max() == 300 and abs(go1.mean() - 200) < 4  # U(0.2, 0.6) s
+    np.testing.assert_array_equal(go2 - go1, 350)  # 0.7 s
+    np.testing.assert_array_equal(md["target_onset"], 0)
+    x, y, w = np.asarray(batch.inputs), np.asarray(batch.targets), np.asarray(batch.weights)
+    t = np.arange(1000)
+    for b in range(0, 3000, 211):
+        prep, between, after = t < go1[b], (t >= go1[b]) & (t < go2[b]), t >= go2[b]
+        cue = np.concatenate([[1.0, 1.0], md["target1"][b], md["target2"][b]])
+        np.testing.assert_allclose(x[b, prep], np.broadcast_to(cue, (prep.sum(), 6)))
+        np.testing.assert_array_equal(
+            x[b, between], np.broadcast_to([0, 1, 0, 0, 0, 0], (between.sum(), 6))
+        )
+        np.testing.assert_array_equal(x[b, after], 0.0)
+        # SPEC §3.6 / §7.6: the late window of reach 1 is (go1 + 0.6 s, go2]: exactly 50 steps
+        late1 = (w[b, :, 0] == 4.0) & (t <= go2[b])
+        assert late1.sum() == 50 and t[late1][0] == go1[b] + 301 and t[late1][-1] == go2[b]
+        np.testing.assert_allclose(y[b, late1, :2], np.broadcast_to(md["target1"][b], (50, 2)))
+        late2 = (w[b, :, 0] == 4.0) & (t > go2[b])
+        np.testing.assert_array_equal(t[late2], t[t > go2[b] + 300])
+        np.testing.assert_allclose(
+            y[b, late2, :2], np.broadcast_to(md["target2"][b], (late2.sum(), 2))
+        )
+        np.testing.assert_array_equal(w[b, prep, 0], 1.0)
+        np.testing.assert_allclose(
+            y[b, prep, :2], np.broadcast_to(CENTER, (prep.sum(), 2)), atol=1e-7
+        )
+        assert w[b].sum() == go1[b] + 4 * (50 + late2.sum())  # weight 0 elsewhere
+    # at the CPU size (10 ms) the same window is 10 steps
+    cpu = DoubleReachTask()
+    b = cpu.sample(key=getkey(), batch_size=2)
+    w, go2 = np.asarray(b.weights[0, :, 0]), int(b.metadata["go_cue2"][0])
+    assert (w[: go2 + 1] == 4).sum() == 10
+
+
+@pytest.mark.parametrize("cls", [ReachTask, DoubleReachTask])
+def test_targets_are_within_reach(cls, getkey):
+    task = cls()
+    batch = task.sample(key=getkey(), batch_size=4000)
+    names = ("target",) if cls is ReachTask else ("target1", "target2")
+    for name in names:
+        target = np.asarray(batch.metadata[name])
+        assert np.linalg.norm(target, axis=-1).max() <= 0.95 * 0.6 + 1e-12
+        r = np.linalg.norm(target - CENTER, axis=-1)
+        phi = np.rad2deg(np.arctan2(*(target - CENTER).T[::-1]))
+        phi = np.where(phi < -90, phi + 360, phi)
+        assert r.min() >= 0.2 - 1e-9 and r.max() <= 0.5 + 1e-9
+        assert phi.min() >= -36 - 1e-6 and phi.max() <= 216 + 1e-6
+        # rejection keeps the reachable part of the distribution uniform: downward targets
+        # (all radii reachable) keep r ~ U(0.2, 0.5)
+        down = phi < 0
+        assert abs(r[down].mean() - 0.35) < 0.02
+    # the reference distribution keeps unreachable targets
+    repo = cls(target_distribution="repo").sample(key=getkey(), batch_size=4000)
+    far = np.linalg.norm(np.asarray(repo.metadata[names[0]]), axis=-1)
+    assert 0.05 < np.mean(far > 0.57) < 0.4
+
+
+def test_conditions_are_the_eight_directions():
+    expected = np.deg2rad(np.linspace(-36.0, 216.0, 8))  # SPEC §3.4
+    cond = ReachTask().conditions()
+    np.testing.assert_allclose(cond.metadata["angle"], expected)
+    np.testing.assert_allclose(cond.metadata["radius"], 0.2)
+    np.testing.assert_array_equal(cond.metadata["direction"], np.arange(8))
+    paper = ReachTask.from_size("paper").conditions()
+    assert paper.batch_size == 24
+    np.testing.assert_allclose(paper.metadata["angle"], np.tile(expected, 3))
+    np.testing.assert_allclose(paper.metadata["radius"], np.repeat([0.2, 0.3, 0.4], 8))
+    double = DoubleReachTask().conditions()
+    assert double.batch_size == 64
+    d1, d2 = np.asarray(double.metadata["direction1"]), np.asarray(double.metadata["direction2"])
+    assert sorted(zip(d1.tolist(), d2.tolist())) == [(i, j) for i in range(8) for j in range(8)]
+    np.testing.assert_allclose(double.metadata["angle1"], expected[d1])
+    np.testing.assert_allclose(double.metadata["angle2"], expected[d2])
+
+
+def _minimum_jerk(start, end, onset, duration, n_steps, dt):
+    """Hand position and velocity of a minimum-jerk reach, sampled at (t + 1)·dt."""
+    time = (np.arange(n_steps) + 1) * dt
+    s = np.clip((time - onset) / duration, 0, 1)
+    shape = 10 * s**3 - 15 * s**4 + 6 * s**5
+    rate = (30 * s**2 - 60 * s**3 + 30 * s**4) / duration
+    delta = np.asarray(end) - np.asarray(start)
+    return start + shape[:, None] * delta, rate[:, None] * delta
+
+
+def test_metrics_on_a_known_trajectory():
+    task = ReachTask()  # dt = 10 ms, T = 200
+    cond = task.conditions()
+    go = np.asarray(cond.metadata["go_cue"])
+    target = np.asarray(cond.metadata["target"])
+    n = target.shape[0]
+    outputs = np.zeros((n, 200, 4))
+    miss = np.array([0.012, 0.0])  # every reach ends 1.2 cm to the right of its target
+    for b in range(n):
+        pos, vel = _minimum_jerk(CENTER, target[b] + miss, go[b] * 0.01 + 0.15, 0.4, 200, 0.01)
+        outputs[b, :, :2], outputs[b, :, 2:] = pos, vel
+    metrics = task.metrics_from_outputs(outputs, cond)
+    assert metrics["endpoint_error_cm"] == pytest.approx(1.2)
+    assert metrics["hold_error_cm"] == pytest.approx(1.2)
+    assert metrics["endpoint_speed_cm_s"] == pytest.approx(0.0, abs=1e-9)
+    assert metrics["fraction_within_2cm"] == 1.0
+    assert metrics["fixation_error_cm"] == pytest.approx(0.0, abs=1e-9)
+    # peak of a minimum-jerk profile: 1.875·D/T (sampled at the midpoint: exact here)
+    distance = np.linalg.norm(target + miss - CENTER, axis=-1)
+    assert metrics["peak_speed_cm_s"] == pytest.approx(100 * np.mean(1.875 * distance / 0.4))
+    # 10 % of the peak is first reached at s* with 30 s²(1 − s)² = 0.1875: onset 0.15 s +
+    # 0.4 s·s*, rounded up to the next 10 ms output
+    s_star = 0.5 - math.sqrt(0.25 - math.sqrt(0.1875 / 30))
+    expected_rt = math.ceil(round((0.15 + 0.4 * s_star) / 0.01, 9)) * 10.0
+    assert metrics["reaction_time_ms"] == pytest.approx(expected_rt)
+    # a 3 cm miss fails the 2 cm criterion
+    per = reach_metrics(
+        outputs[:, :, :2] + np.array([0.018, 0.0]),
+        outputs[:, :, 2:],
+        target,
+        go_cue=go,
+        hold_start=go + 61,
+        end=np.full(n, 199),
+        dt=0.01,
+    )
+    np.testing.assert_allclose(per["endpoint_error_cm"], 3.0)
+
+
+def test_double_reach_metrics_on_a_known_trajectory():
+    task = DoubleReachTask()
+    cond = task.conditions()
+    md = {k: np.asarray(v) for k, v in cond.metadata.items()}
+    n = cond.batch_size
+    outputs = np.zeros((n, 200, 4))
+    for b in range(n):
+        p1, v1 = _minimum_jerk(
+            CENTER, md["target1"][b], md["go_cue1"][b] * 0.01 + 0.1, 0.4, 200, 0.01
+        )
+        p2, v2 = _minimum_jerk(
+            np.zeros(2),
+            md["target2"][b] - md["target1"][b] + [0, 0.01],
+            md["go_cue2"][b] * 0.01 + 0.1,
+            0.4,
+            200,
+            0.01,
+        )
+        outputs[b, :, :2], outputs[b, :, 2:] = p1 + p2, v1 + v2
+    metrics = task.metrics_from_outputs(outputs, cond)
+    assert metrics["endpoint_error_1_cm"] == pytest.approx(0.0, abs=1e-9)
+    assert metrics["endpoint_error_2_cm"] == pytest.approx(1.0)
+    assert metrics["endpoint_error_cm"] == pytest.approx(0.5)
+    assert metrics["fraction_within_2cm"] == 1.0
+    assert metrics["reaction_time_1_ms"] == metrics["reaction_time_2_ms"] > 100
+
+
+@pytest.mark.parametrize("plant_name", ["torque", "muscle"])
+def test_default_network_trains_with_sofo(plant_name):
+    """A few SOFO iterations (`nd.fit`, the plant's CPU hyperparameters) lower the loss of
+    the CPU default network on a fixed held-out batch."""
+    task = ReachTask(plant=plant_name)
+    model = task.default_model(key=jr.PRNGKey(0))
+    batch = task.sample(key=jr.PRNGKey(1), batch_size=16)
+    value = eqx.filter_jit(lambda m: task.problem(m, batch, key=jr.PRNGKey(2)).value(m))
+    before = float(value(model))
+    hp = task.hyperparameters("sofo")
+    opt = nd.optim.sofo(n_tangents=16, learning_rate=hp["learning_rate"], damping=hp["damping"])
+    result = nd.fit(
+        model, task, opt, n_iters=6, batch_size=16, key=jr.PRNGKey(3), eval_every=0,
+        progress=False, max_retries=0,
+    )  # fmt: skip
+    assert np.all(result.history["finite"].values)
+    assert float(value(result.model)) < 0.95 * before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["adam", "fgd"])
+def test_first_order_optimizers_step_through_the_loop(name):
+    task = ReachTask(plant="torque")
+    model = task.default_model(key=jr.PRNGKey(0))
+    opt = nd.optim.from_config(name, **task.hyperparameters(name))
+    result = nd.fit(
+        model, task, opt, n_iters=2, batch_size=4, key=jr.PRNGKey(1), eval_every=0,
+        progress=False, max_retries=0,
+    )  # fmt: skip
+    assert np.all(result.history["finite"].values)
+    changed = jax.tree.map(
+        lambda a, b: bool(jnp.any(a != b)),
+        eqx.filter(model.network, eqx.is_inexact_array),
+        eqx.filter(result.model.network, eqx.is_inexact_array),
+    )
+    assert any(jax.tree.leaves(changed))
+
+
+def test_evaluate_reports_every_metric(getkey):
+    task = ReachTask(plant="torque")
+    metrics = task.evaluate(task.default_model(key=getkey()), key=getkey(), n_trials=8)
+    assert set(metrics) == {
+        "endpoint_error_cm",
+        "hold_error_cm",
+        "endpoint_speed_cm_s",
+        "peak_speed_cm_s",
+        "reaction_time_ms",
+        "fraction_within_2cm",
+        "fixation_error_cm",
+    }
+    assert metrics["endpoint_error_cm"] == pytest.approx(20.0, abs=3.0)  # untrained: at rest
+    assert task.success_criterion() == ("endpoint_error_cm", 2.0, "below")
+
+
+def test_registry_sizes_and_hyperparameters():
+    for name, cls in (("reach", ReachTask), ("double-reach", DoubleReachTask)):
+        task = nd.tasks.get(name, plant="torque")
+        assert isinstance(task, cls) and task.plant == "torque"
+        assert nd.tasks.get(name).plant == "torque"
+        for size in ("cpu", "paper"):
+            for opt in nd.tasks.OPTIMIZER_NAMES:
+                hp = nd.tasks.get(name, size=size).hyperparameters(opt)
+                assert {"n_iters", "batch_size", "learning_rate"} <= set(hp)
+                nd.optim.from_config(opt, **hp)
+    paper = nd.tasks.get("reach", size="paper").hyperparameters("sofo")
+    assert (paper["batch_size"], paper["n_tangents"], paper["damping"]) == (256, 256, 1e-5)
+
+
+def test_task_bad_arguments():
+    with pytest.raises(ValueError, match=r"`plant` must be one of \('muscle', 'torque'\)"):
+        ReachTask(plant="tendon")
+    with pytest.raises(ValueError, match="idle_range"):
+        ReachTask(idle_range=(-0.1, 0.5))
+    with pytest.raises(ValueError, match="prep_range"):
+        DoubleReachTask(prep_range=(0.6, 0.2))
+    with pytest.raises(ValueError, match="movement_time"):
+        ReachTask(movement_time=-0.6)
+    with pytest.raises(ValueError, match="feedback_delay"):
+        ReachTask(feedback_delay=0.015)  # not a whole number of 10 ms steps
+    with pytest.raises(ValueError, match="network_dt"):
+        ReachTask(network_dt=0.005, arm_dt=0.002)
+    with pytest.raises(ValueError, match="hold window"):
+        ReachTask(duration=1.5)
+    with pytest.raises(ValueError, match="inter_go"):
+        DoubleReachTask(inter_go=0.5)
+    with pytest.raises(ValueError, match="target_distribution"):
+        ReachTask(target_distribution="uniform")
+    with pytest.raises(ValueError, match="size"):
+        nd.tasks.get("reach", size="huge")
+    with pytest.raises(ValueError, match="reachable"):
+        ReachTask(radius_range=(0.8, 0.9))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task_name", ["reach", "double-reach"])
+@pytest.mark.parametrize("plant", ["torque", "muscle"])
+def test_cli_fit_end_to_end(task_name, plant, tmp_path):
+    """`neurodyn fit TASK --plant PLANT` runs (shortened) and records the plant it used."""
+    import json
+
+    from neurodyn.cli import main
+
+    out = tmp_path / "run"
+    code = main(
+        ["fit", task_name, "--plant", plant, "--out", str(out), "--no-progress",
+         "--set", "training.n_iters=2", "--set", "training.batch_size=4"]
+    )  # fmt: skip
+    assert code == 0
+    summary = json.loads((out / "run.json").read_text())
+    assert summary["timings"]["iterations"] == 2
+    assert "endpoint_error_cm" in summary["final_metrics"]
+    assert f'plant = "{plant}"' in (out / "config.toml").read_text()
