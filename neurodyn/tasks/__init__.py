@@ -26,3 +26,4 @@ from ._reach import PLANTS as PLANTS
 from ._reach import TARGET_DISTRIBUTIONS as TARGET_DISTRIBUTIONS
 from ._reach import ReachTask as ReachTask
 from ._reach import reach_metrics as reach_metrics
+from ._reservoir import FlipFlopReservoirTask as FlipFlopReservoirTask
