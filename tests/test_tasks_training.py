@@ -12,7 +12,7 @@ from .test_tasks import TASK_NAMES, small_task
 SETTINGS = {  # (iterations, batch size, K, learning rate, damping, required loss ratio)
     "lorenz": (15, 32, 16, 0.3, 1e-3, 0.9),
     "kalman": (15, 8, 16, 0.3, 1e-3, 0.9),
-    "flipflop": (15, 8, 16, 0.3, 1e-3, 0.9),
+    "flipflop": (25, 16, 16, 0.2, 1e-3, 0.95),
     # meta-learning starts slowly from chance (ln 3): ask for a smaller drop
     "oneshot": (25, 16, 16, 0.2, 1e-3, 0.98),
     "digits": (15, 64, 16, 0.1, 1e-3, 0.9),
