@@ -35,7 +35,7 @@ TASKS = {
     "lorenz": ("lorenz", dict(n_hidden=8, n_train=10)),
     "oneshot": ("oneshot", dict(n_classes=3, item_steps=3, n_latent=6, n_hidden=6)),
     "digits": ("digits", dict(hidden_sizes=(5,))),
-    "reach": ("reach", _SHORT_REACH),
+    "reach": ("reach", dict(_SHORT_REACH, plant="muscle")),
     "reach-torque": ("reach", dict(_SHORT_REACH, plant="torque")),
     "double-reach": (
         "double-reach",

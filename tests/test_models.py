@@ -102,7 +102,9 @@ def test_sofo_scan_agrees_with_reverse_mode(name, getkey):
 
     @eqx.filter_jit
     def both(model, tangents):
-        sofo = nd.value_and_sofo_grad_scan(problem.step, problem.loss, damping=1e-3)
+        sofo = nd.value_and_sofo_grad_scan(
+            problem.step, problem.loss, damping=1e-3, time_axis=problem.time_axis
+        )
         value, direction, info = sofo(model, tangents, problem.carry0, problem.xs)
         ref_value, grads = eqx.filter_value_and_grad(problem.value)(model)
         return value, info["vg"], ref_value, _project(tangents, grads), direction

@@ -86,7 +86,9 @@ def test_sofo_scan_agrees_with_reverse_mode(plant_name, getkey):
 
     @eqx.filter_jit
     def both(loop, tangents):
-        sofo = nd.value_and_sofo_grad_scan(problem.step, problem.loss, damping=1e-3)
+        sofo = nd.value_and_sofo_grad_scan(
+            problem.step, problem.loss, damping=1e-3, time_axis=problem.time_axis
+        )
         value, _, info = sofo(loop, tangents, problem.carry0, problem.xs)
         ref_value, grads = eqx.filter_value_and_grad(problem.value)(loop)
         return value, info["vg"], ref_value, _project(tangents, grads, trainable)
@@ -170,7 +172,7 @@ def test_sensory_noise_statistics_and_delivery(getkey):
     inputs = jnp.zeros((1, 6, 1))
     key = getkey()
     carries, _ = simulate(loop, inputs, key=key)
-    eps = nd.models.batch_noise(loop, jr.split(key)[0], 1, 6)["sensory"][:, 0]
+    eps = nd.models.batch_noise(loop, jr.split(key)[0], 1, 6)["sensory"][0]  # [B, T, ...]
     clean = np.asarray(plant.initial_state(dtype=jnp.float64))  # no drive: the arm stays put
     np.testing.assert_allclose(carries.network[0, :, 1:], clean + eps, rtol=1e-12)
     # noiseless loop: no noise at all

@@ -28,6 +28,7 @@ import jax.random as jr
 import numpy as np
 import xarray as xr
 
+from ..optim._problem import scan_steps
 from ..tasks import AbstractTask, Batch
 
 # ----------------------------------------------------------------------------- variables
@@ -248,11 +249,12 @@ def rollout(adapter, task, model, batch: Batch, *, key) -> dict[str, jax.Array]:
     at every step; batch-first arrays. Traceable."""
     problem = adapter.problem(task, model, batch, key=key)
 
-    def body(carry, x):
+    def body(carry, t):
+        x = problem.x_at(t)
         new_carry, y = problem.step(model, carry, x)
         return new_carry, _batched_observe(adapter, model, carry, x, new_carry, y)
 
-    _, observed = jax.lax.scan(body, problem.initial_carry(model), problem.xs)
+    _, observed = scan_steps(body, problem.initial_carry(model), problem.n_steps)
     return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), observed)
 
 

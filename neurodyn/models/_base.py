@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import jax.random as jr
 
 from ..optim import RecurrentProblem, count_params
+from ..optim._problem import scan_steps
 
 
 class AbstractRecurrentModel(eqx.Module):
@@ -60,10 +61,9 @@ def _time_major(tree):
 
 
 def batch_noise(model, key, batch_size: int, n_steps: int):
-    """Noise for a batch of trials, time-major (`[T, B, ...]`), or `None`."""
+    """Noise for a batch of trials, batch-first (`[B, T, ...]`), or `None`."""
     keys = jr.split(key, batch_size)
-    noise = jax.vmap(lambda k: model.sample_noise(k, n_steps))(keys)
-    return None if noise is None else _time_major(noise)
+    return jax.vmap(lambda k: model.sample_noise(k, n_steps))(keys)
 
 
 def rollout_problem(
@@ -90,14 +90,16 @@ def rollout_problem(
     """
     batch_size, n_steps = inputs.shape[0], inputs.shape[1]
     k_noise, k_init = jr.split(key)
-    xs = {"inputs": jnp.swapaxes(inputs, 0, 1)}
+    # batch-first arrays with time on axis 1: the scan slices step t out of them, so no
+    # time-major copy of the batch is made (memory stays flat in T)
+    xs = {"inputs": inputs}
     noise = batch_noise(model, k_noise, batch_size, n_steps)
     if noise is not None:
         xs["noise"] = noise
     for name, value in (extra or {}).items():
-        xs[name] = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), value)
+        xs[name] = value
     carry0 = _BatchedInit(jr.split(k_init, batch_size)) if initial_state is None else initial_state
-    return RecurrentProblem(batched_step, loss, carry0, xs)
+    return RecurrentProblem(batched_step, loss, carry0, xs, time_axis=1)
 
 
 def batched_step(model, carry, x):
@@ -126,9 +128,9 @@ def simulate(model, inputs, *, key, initial_state: Any = None):
     """
     problem = rollout_problem(model, inputs, _no_loss, key=key, initial_state=initial_state)
 
-    def body(carry, x):
-        carry, y = problem.step(model, carry, x)
+    def body(carry, t):
+        carry, y = problem.step(model, carry, problem.x_at(t))
         return carry, (carry, y)
 
-    _, (carries, ys) = jax.lax.scan(body, problem.initial_carry(model), problem.xs)
+    _, (carries, ys) = scan_steps(body, problem.initial_carry(model), problem.n_steps)
     return _time_major(carries), _time_major(ys)

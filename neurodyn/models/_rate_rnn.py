@@ -316,8 +316,8 @@ class RateRNN(AbstractRecurrentModel):
         """The effective weights: the one place where the free parameters are constrained.
 
         W = (|W_free| ⊙ sign(pre), row-wise, under Dale's law, else W_free) ⊙ mask; W_out is
-        zeroed on inhibitory neurons when `readout_from="excitatory"`; the fixed arrays (signs, masks,
-        F) enter under `stop_gradient`.
+        zeroed on inhibitory neurons when `readout_from="excitatory"`; the fixed arrays (signs,
+        masks, F) enter under `stop_gradient`.
         """
         W = self.W
         if self.signs is not None:

@@ -18,6 +18,7 @@ from ._losses import generic_loss_terms as generic_loss_terms
 from ._losses import mse as mse
 from ._problem import FeedforwardProblem as FeedforwardProblem
 from ._problem import RecurrentProblem as RecurrentProblem
+from ._problem import scan_steps as scan_steps
 from ._registry import from_config as from_config
 from ._registry import optimizer_names as optimizer_names
 from ._registry import register_optimizer as register_optimizer

@@ -114,6 +114,7 @@ def forward_terms(problem, params, tangents, *, compute_ggn, generic_ggn=False, 
             compute_ggn=compute_ggn,
             generic_ggn=generic_ggn,
             chunk_size=chunk_size,
+            time_axis=problem.time_axis,
         )
     else:
         value, vg, ggn, _ = sofo_terms(

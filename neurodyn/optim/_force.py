@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from ._base import AbstractOptimizer
-from ._problem import RecurrentProblem
+from ._problem import RecurrentProblem, scan_steps
 
 
 class FORCEState(NamedTuple):
@@ -106,7 +106,8 @@ class FORCE(AbstractOptimizer):
         if not isinstance(problem, RecurrentProblem):
             raise TypeError("FORCE needs a recurrent problem (a rollout of the network).")
 
-        def body(carry, x):
+        def body(carry, t):
+            x = problem.x_at(t)
             W_out, P, z, total = carry
             model = eqx.tree_at(lambda m: m.W_out, params, W_out)
             new_z, y = problem.step(model, z, x)
@@ -119,7 +120,9 @@ class FORCE(AbstractOptimizer):
 
         z0 = problem.initial_carry(params)
         zero = jnp.zeros((), params.W_out.dtype)
-        (W_out, P, _, total), _ = jax.lax.scan(body, (params.W_out, state.P, z0, zero), problem.xs)
+        (W_out, P, _, total), _ = scan_steps(
+            body, (params.W_out, state.P, z0, zero), problem.n_steps
+        )
         ok = jnp.isfinite(total) & jnp.all(jnp.isfinite(W_out)) & jnp.all(jnp.isfinite(P))
         W_out = jnp.where(ok, W_out, params.W_out)
         P = jnp.where(ok, P, state.P)

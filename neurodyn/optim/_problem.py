@@ -18,14 +18,25 @@ class RecurrentProblem(eqx.Module):
     - `step`: `(params, carry, x_t) -> (carry, y_t)`, the batched one-step update.
     - `loss`: `(y_t, x_t) -> scalar`, the step's batch-mean loss, convex in `y_t`.
     - `carry0`: the initial carry, or a function `params -> carry` for a learnt initial state.
-    - `xs`: pytree of per-step inputs with a leading time axis (inputs, targets, weights,
-      noise).
+    - `xs`: pytree of per-step inputs (inputs, targets, weights, noise) whose leaves share a
+      time axis.
+    - `time_axis`: which axis of every `xs` leaf is time (0 by default; tasks keep their
+      batches batch-first and use 1, so that no time-major copy of the batch is made).
     """
 
     step: Callable
     loss: Callable
     carry0: Any
     xs: Any
+    time_axis: int = eqx.field(static=True, default=0)
+
+    @property
+    def n_steps(self) -> int:
+        return int(jax.tree.leaves(self.xs)[0].shape[self.time_axis])
+
+    def x_at(self, t):
+        """The inputs of step `t` (a traced index is fine)."""
+        return step_inputs(self.xs, t, self.time_axis)
 
     def initial_carry(self, params):
         return self.carry0(params) if callable(self.carry0) else self.carry0
@@ -33,29 +44,66 @@ class RecurrentProblem(eqx.Module):
     def rollout(self, params):
         """Run the system; return (final carry, stacked outputs, per-step losses)."""
 
-        def body(carry, x):
+        def body(carry, t):
+            x = self.x_at(t)
             carry, y = self.step(params, carry, x)
             return carry, (y, self.loss(y, x))
 
-        carry, (ys, losses) = jax.lax.scan(body, self.initial_carry(params), self.xs)
+        carry, (ys, losses) = scan_steps(body, self.initial_carry(params), self.n_steps)
         return carry, ys, losses
 
     def value(self, params):
         """The total loss Σ_t loss(y_t, x_t), without storing the outputs."""
 
-        def body(carry, x):
+        def body(carry, t):
             carry, total = carry
+            x = self.x_at(t)
             carry, y = self.step(params, carry, x)
             return (carry, total + self.loss(y, x)), None
 
-        x0 = jax.tree.map(lambda x: x[0], self.xs)
+        x0 = self.x_at(0)
         dtype = jax.eval_shape(
             lambda p: self.loss(self.step(p, self.initial_carry(p), x0)[1], x0), params
         ).dtype
-        (_, total), _ = jax.lax.scan(
-            body, (self.initial_carry(params), jnp.zeros((), dtype)), self.xs
+        (_, total), _ = scan_steps(
+            body, (self.initial_carry(params), jnp.zeros((), dtype)), self.n_steps
         )
         return total
+
+
+def scan_steps(body, init, n_steps: int, *, unroll: int = 1):
+    """`lax.scan` of `body(carry, t)` over t = 0 … n_steps−1 with the step counter in the carry.
+
+    Unlike scanning over `jnp.arange(n_steps)`, no length-T index array is materialised:
+    memory stays independent of the horizon.
+    """
+
+    def wrapped(carry, _):
+        inner, t = carry
+        inner, out = body(inner, t)
+        return (inner, t + 1), out
+
+    (final, _), outs = jax.lax.scan(
+        wrapped, (init, jnp.zeros((), jnp.int32)), None, length=n_steps, unroll=unroll
+    )
+    return final, outs
+
+
+def step_inputs(xs, t, time_axis: int = 0):
+    """Slice step `t` out of every leaf of `xs` along `time_axis` (no copy of the rest)."""
+    return jax.tree.map(
+        lambda a: jax.lax.dynamic_index_in_dim(a, t, axis=time_axis, keepdims=False), xs
+    )
+
+
+def step_chunk(xs, start, size: int, time_axis: int = 0):
+    """Steps `start … start+size-1` of every leaf, time-major (`[size, ...]`)."""
+    return jax.tree.map(
+        lambda a: jnp.moveaxis(
+            jax.lax.dynamic_slice_in_dim(a, start, size, axis=time_axis), time_axis, 0
+        ),
+        xs,
+    )
 
 
 class FeedforwardProblem(eqx.Module):

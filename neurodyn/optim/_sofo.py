@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._losses import loss_terms, loss_value_and_vg
+from ._problem import scan_steps, step_chunk, step_inputs
 from ._solve import DampingMode, check_damping, damped_solve
 from ._tangents import combine_tangents
 
@@ -181,17 +182,21 @@ def _carry_tangent_zeros(carry, n_tangents):
     )
 
 
-def check_xs(xs) -> int:
-    """All leaves of `xs` must share the leading time axis; return T."""
+def check_xs(xs, time_axis: int = 0) -> int:
+    """All leaves of `xs` must share the length of their time axis; return T."""
     leaves = jax.tree.leaves(xs)
     if not leaves:
-        raise ValueError("`xs` must hold at least one array with a leading time axis.")
-    lengths = {int(np.shape(x)[0]) if np.ndim(x) > 0 else None for x in leaves}
-    if None in lengths:
-        raise ValueError("every leaf of `xs` needs a leading time axis; found a scalar leaf.")
+        raise ValueError("`xs` must hold at least one array with a time axis.")
+    if any(np.ndim(x) <= time_axis for x in leaves):
+        raise ValueError(
+            f"every leaf of `xs` needs a time axis (axis {time_axis}); found a leaf with "
+            f"{min(np.ndim(x) for x in leaves)} dimension(s)."
+        )
+    lengths = {int(np.shape(x)[time_axis]) for x in leaves}
     if len(lengths) != 1:
         raise ValueError(
-            f"all leaves of `xs` must share the leading time axis; got lengths {sorted(lengths)}."
+            f"all leaves of `xs` must share the length of the time axis (axis {time_axis}); "
+            f"got lengths {sorted(lengths)}."
         )
     return lengths.pop()
 
@@ -234,6 +239,7 @@ def sofo_scan_terms(
     unroll: int = 1,
     chunk_size: int | None = 1,
     chunk_budget_bytes: int = 64 * 2**20,
+    time_axis: int = 0,
 ):
     """Run the forward-mode scan; return (loss, vg, ggn, final_carry, outputs).
 
@@ -241,7 +247,7 @@ def sofo_scan_terms(
     [`neurodyn.value_and_sofo_grad_scan`][] for the arguments.
     """
     n_tangents = check_tangents(params, tangents)
-    n_steps = check_xs(xs)
+    n_steps = check_xs(xs, time_axis)
     dynamic, static = _split_by_tangents(params, tangents)
     vt, v_axes = _gemm_layout(tangents)
 
@@ -261,7 +267,7 @@ def sofo_scan_terms(
         c_dyn, c_static = eqx.partition(carry0, eqx.is_inexact_array)
         c_dot = _carry_tangent_zeros(c_dyn, n_tangents)
 
-    x0 = jax.tree.map(lambda x: x[0], xs)
+    x0 = step_inputs(xs, 0, time_axis)
     _, y_shape = jax.eval_shape(
         lambda d, c, x: step(rebuild(d), eqx.combine(c, c_static), x), dynamic, c_dyn, x0
     )
@@ -281,9 +287,10 @@ def sofo_scan_terms(
         value, vg_t = loss_value_and_vg(loss, y, ydot, x)
         return value, vg_t.astype(dtype), jnp.zeros((k, k), dtype)
 
-    def step_body(state, x):
+    def step_body(state, t):
         """One step: primal once, K tangent lanes through both parameters and carry."""
         c_dyn, c_static, c_dot, total, vg, ggn = state
+        x = step_inputs(xs, t, time_axis)
 
         def lane(v, cd):
             def f(d, c):
@@ -368,17 +375,18 @@ def sofo_scan_terms(
         raise ValueError(f"`chunk_size` must be a positive int or None; got {chunk_size!r}.")
     chunk_size = min(chunk_size, n_steps)
     if chunk_size == 1:
-        state, outputs = jax.lax.scan(step_body, state, xs, unroll=unroll)
+        state, outputs = scan_steps(step_body, state, n_steps, unroll=unroll)
     else:
         n_chunks, rem = divmod(n_steps, chunk_size)
-        head = jax.tree.map(
-            lambda a: a[: n_chunks * chunk_size].reshape(n_chunks, chunk_size, *a.shape[1:]), xs
+        state, outputs = scan_steps(
+            lambda st, i: chunk_body(st, step_chunk(xs, i * chunk_size, chunk_size, time_axis)),
+            state,
+            n_chunks,
         )
-        state, outputs = jax.lax.scan(chunk_body, state, head)
         if return_outputs:
             outputs = jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), outputs)
         if rem:
-            tail = jax.tree.map(lambda a: a[n_chunks * chunk_size :], xs)
+            tail = step_chunk(xs, n_chunks * chunk_size, rem, time_axis)
             state, tail_out = chunk_body(state, tail)
             if return_outputs:
                 outputs = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), outputs, tail_out)
@@ -396,6 +404,7 @@ def value_and_sofo_grad_scan(
     return_outputs: bool = False,
     unroll: int = 1,
     chunk_size: int | None = 1,
+    time_axis: int = 0,
 ) -> Callable:
     r"""SOFO for a recurrent system rolled out with `lax.scan`, in memory constant in T.
 
@@ -412,6 +421,8 @@ def value_and_sofo_grad_scan(
     - `damping`, `damping_mode`, `generic_ggn`: as in [`neurodyn.value_and_sofo_grad`][].
     - `return_outputs`: also return the stacked y_t in `info["outputs"]` (memory O(T)).
     - `unroll`: passed to `lax.scan`.
+    - `time_axis`: the time axis of the `xs` leaves (0: time-major; tasks pass batch-first
+      arrays with 1, which avoids a time-major copy of the batch).
     - `chunk_size`: number of steps whose parameter drives ∂F/∂θ·V are computed together
       (see below); `1` (default) is the plain per-step recursion, `None` picks up to 16
       steps within a 64 MiB budget. The result does not depend on it (up to round-off).
@@ -446,6 +457,7 @@ def value_and_sofo_grad_scan(
             return_outputs=return_outputs,
             unroll=unroll,
             chunk_size=chunk_size,
+            time_axis=time_axis,
         )
         extra = {"carry": carry}
         if return_outputs:
