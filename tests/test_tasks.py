@@ -122,6 +122,9 @@ def test_evaluate_returns_named_float_metrics(name, getkey):
         "digits": "test_accuracy",
     }[name]
     assert headline in metrics
+    # the success level that `neurodyn compare` and the benchmarks time is a real metric
+    metric, threshold, direction = task.success_criterion()
+    assert metric == headline and direction in ("above", "below") and threshold > 0
 
 
 def test_bad_arguments_name_themselves():

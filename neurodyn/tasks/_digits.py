@@ -280,6 +280,10 @@ class DigitsTask(AbstractTask):
 
         return MLP(self.n_inputs, self.n_classes, self.hidden_sizes, key=key)
 
+    def success_criterion(self) -> tuple[str, float, str]:
+        """Test accuracy ≥ 0.95 (issue 4's target) [PROPOSED]."""
+        return ("test_accuracy", 0.95, "above")
+
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]:
         """Recommended settings for `optimizer` at this task's size (SPEC §3.8; CPU: tuned)."""
         return select_hyperparameters(_HYPERPARAMETERS, self.size, optimizer, self.name)

@@ -231,6 +231,10 @@ class FlipFlopTask(AbstractTask):
         output feedback through fixed F)."""
         return _default_flipflop_network(self.n_bits, self.n_neurons, key)
 
+    def success_criterion(self) -> tuple[str, float, str]:
+        """At least 99 % of the bit-steps correct (issue 4's target) [PROPOSED]."""
+        return ("percent_correct", 99.0, "above")
+
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]:
         """Recommended settings for `optimizer` at this task's size (SPEC §4; CPU: tuned)."""
         return select_hyperparameters(_HYPERPARAMETERS, self.size, optimizer, self.name)

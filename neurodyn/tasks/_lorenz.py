@@ -425,6 +425,11 @@ class LorenzTask(AbstractTask):
 
         return LorenzMap(n_state=3, n_hidden=self.n_hidden, key=key)
 
+    def success_criterion(self) -> tuple[str, float, str]:
+        """Test MSE of the supervised final state ≤ 0.05 (in the task's normalised units)
+        [PROPOSED]."""
+        return ("test_mse", 0.05, "below")
+
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]:
         """Recommended settings for `optimizer` at this task's size (SPEC §4; CPU: tuned)."""
         return select_hyperparameters(_HYPERPARAMETERS, self.size, optimizer, self.name)

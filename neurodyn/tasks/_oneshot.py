@@ -253,6 +253,10 @@ class OneShotTask(AbstractTask):
             self.n_classes, self.n_latent, self.n_hidden, self.logits, key
         )
 
+    def success_criterion(self) -> tuple[str, float, str]:
+        """Query accuracy ≥ 0.9 (issue 4's target) [PROPOSED]."""
+        return ("accuracy", 0.9, "above")
+
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]:
         """Recommended settings for `optimizer` at this task's size (SPEC §4; CPU: tuned)."""
         return select_hyperparameters(_HYPERPARAMETERS, self.size, optimizer, self.name)
