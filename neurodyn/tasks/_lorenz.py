@@ -426,9 +426,10 @@ class LorenzTask(AbstractTask):
         return LorenzMap(n_state=3, n_hidden=self.n_hidden, key=key)
 
     def success_criterion(self) -> tuple[str, float, str]:
-        """Test MSE of the supervised final state ≤ 0.05 (in the task's normalised units)
-        [PROPOSED]."""
-        return ("test_mse", 0.05, "below")
+        """Test MSE of the supervised final state ≤ 0.1 (in the task's normalised units)
+        [PROPOSED]: SOFO's CPU default reaches 0.04 in 2000 iterations, Adam 0.25 in the same
+        wall-clock (benchmarks/results/task_results.md)."""
+        return ("test_mse", 0.1, "below")
 
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]:
         """Recommended settings for `optimizer` at this task's size (SPEC §4; CPU: tuned)."""

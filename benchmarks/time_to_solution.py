@@ -1,0 +1,292 @@
+"""Time to solution: SOFO against BPTT + Adam (best learning rate of a small sweep), first-order
+SOFO and FGD on every task, on the same wall-clock budget, over several seeds.
+
+For each task (CPU defaults, `nd.tasks.get(name)`):
+
+1. Adam's learning rate is chosen by a sweep over `--adam-lrs` (seed 0, half the budget each;
+   best final task metric), SPEC §4's protocol cut to fit a laptop.
+2. Every optimizer (`sofo`, `adam` at that rate, `first-order-sofo`, `fgd`, each with the
+   task's `hyperparameters(name)`) trains for the task's wall-clock budget with each seed. The
+   task metric is measured at 8 points evenly spaced in training time and at the end;
+   compilation (the first step) and evaluation are excluded from the clock.
+3. Reported: the loss against iterations and against wall-clock (PNG per task), the final task
+   metric (mean ± sd over seeds), and the training seconds at which the task's success level
+   (`task.success_criterion()`) was first met at an evaluation point (median over seeds; ∞
+   when a seed never met it; the resolution is the evaluation spacing, budget / 8).
+
+    python benchmarks/time_to_solution.py                        # 5 tasks × 4 optimizers × 3 seeds
+    python benchmarks/time_to_solution.py --tasks flipflop --seeds 1 --budget-scale 0.2
+
+The reaching tasks (minutes per run) are in `benchmarks/reach_results.py`, the reservoir
+flip-flop in `neurodyn compare flipflop-reservoir`. Writes `benchmarks/results/
+time_to_solution.md`, `.json` and `time_to_solution_<task>.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.random as jr
+import numpy as np
+
+import neurodyn as nd
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# [PROPOSED] Training seconds per run on one core of the 2-core benchmark machine: enough for
+# the fastest method to reach each task's success level in the calibration runs
+# (benchmarks/results/task_results.md), small enough for the whole table to run in ~1 hour.
+BUDGETS = {"flipflop": 90.0, "kalman": 90.0, "lorenz": 90.0, "oneshot": 30.0, "digits": 20.0}
+OPTIMIZERS = ("sofo", "adam", "first-order-sofo", "fgd")
+N_EVALS = 8
+
+
+def train(task, optimizer_name, hp, *, budget, key, eval_key):
+    """Train for `budget` seconds of training time; returns the run's record."""
+    model = task.default_model(key=jr.fold_in(key, 0))
+    opt = nd.optim.from_config(optimizer_name, **hp)
+    trainable = model.trainable()
+    state = opt.init(model, trainable)
+    batch_size = hp["batch_size"]
+
+    @eqx.filter_jit
+    def step(model, state, key):
+        k_data, k_problem, k_opt = jr.split(key, 3)
+        batch = task.sample(key=k_data, batch_size=batch_size)
+        problem = task.problem(model, batch, key=k_problem)
+        return opt.step(model, state, problem, key=k_opt, trainable=trainable)
+
+    metric, threshold, direction = task.success_criterion()
+
+    def evaluate():
+        value = task.evaluate(model, key=eval_key)[metric]
+        return value if math.isfinite(value) else math.nan
+
+    t0 = time.perf_counter()
+    model, state, info = step(model, state, jr.fold_in(key, 1))
+    losses = [(1, 0.0, float(info["loss"]))]
+    compile_s = time.perf_counter() - t0
+    evals = [(1, 0.0, evaluate())]
+    spent, it = 0.0, 1
+    next_eval = budget / N_EVALS
+    pending = []
+    while spent < budget:
+        t0 = time.perf_counter()
+        for _ in range(10):  # bring losses to the host every 10 steps
+            it += 1
+            model, state, info = step(model, state, jr.fold_in(key, it))
+            pending.append((it, info["loss"]))
+        host = jax.device_get([loss for _, loss in pending])
+        spent += time.perf_counter() - t0
+        losses.extend((i, spent, float(v)) for (i, _), v in zip(pending, host))
+        pending = []
+        if spent >= next_eval or spent >= budget:
+            evals.append((it, spent, evaluate()))
+            next_eval += budget / N_EVALS
+    met = [
+        (i, s) for i, s, v in evals if (v >= threshold if direction == "above" else v <= threshold)
+    ]
+    return {
+        "iterations": it,
+        "train_seconds": spent,
+        "compile_seconds": compile_s,
+        "losses": losses[:: max(1, len(losses) // 400)] + [losses[-1]],
+        "evals": evals,
+        "final": evals[-1][2],
+        "iterations_to_target": met[0][0] if met else math.inf,
+        "seconds_to_target": met[0][1] if met else math.inf,
+    }
+
+
+def better(a, b, direction):
+    if not math.isfinite(b):
+        return True
+    if not math.isfinite(a):
+        return False
+    return a > b if direction == "above" else a < b
+
+
+def run_task(name, *, seeds, scale, adam_lrs, optimizers, log):
+    task = nd.tasks.get(name)
+    budget = BUDGETS[name] * scale
+    metric, threshold, direction = task.success_criterion()
+    eval_key = jr.PRNGKey(12345)
+    hps = {o: task.hyperparameters(o) for o in optimizers}
+    sweep = []
+    if "adam" in optimizers and len(adam_lrs) > 1:
+        best = None
+        for lr in adam_lrs:
+            rec = train(
+                task,
+                "adam",
+                {**hps["adam"], "learning_rate": lr},
+                budget=budget / 2,
+                key=jr.PRNGKey(1000),
+                eval_key=eval_key,
+            )
+            sweep.append({"learning_rate": lr, "final": rec["final"]})
+            log(f"  {name} adam sweep lr {lr:g}: {metric} {rec['final']:.4g}")
+            if best is None or better(rec["final"], best[1], direction):
+                best = (lr, rec["final"])
+        hps["adam"] = {**hps["adam"], "learning_rate": best[0]}
+    runs = []
+    for opt in optimizers:
+        for seed in range(seeds):
+            rec = train(task, opt, hps[opt], budget=budget, key=jr.PRNGKey(seed), eval_key=eval_key)
+            rec.update(optimizer=opt, seed=seed)
+            runs.append(rec)
+            log(
+                f"  {name} {opt:16s} seed {seed}: {rec['iterations']:6d} it, "
+                f"{metric} {rec['final']:.4g}, to target {rec['seconds_to_target']:.4g} s"
+            )
+    hp_out = {o: {k: v for k, v in h.items() if k != "n_iters"} for o, h in hps.items()}
+    return {
+        "task": name,
+        "budget_s": budget,
+        "criterion": [metric, threshold, direction],
+        "hyperparameters": hp_out,
+        "adam_sweep": sweep,
+        "runs": runs,
+    }
+
+
+def machine() -> str:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (
+        f"{platform.processor() or platform.machine()}, {cores} of {os.cpu_count()} CPU cores "
+        f"available to the process, {platform.system()} {platform.release()}, jax "
+        f"{jax.__version__} ({jax.default_backend()}), float32"
+    )
+
+
+def _fmt(x, digits=4):
+    return "∞" if not math.isfinite(x) else f"{x:.{digits}g}"
+
+
+def table(results, command) -> str:
+    lines = [
+        "# Time to solution",
+        "",
+        f"Machine: {machine()}. Command: `{command}`.",
+        "",
+        "Each optimizer trains for the task's budget of training seconds (compilation and "
+        "evaluation excluded), with each seed; the metric is measured every budget/8. "
+        "'to target': training seconds at the first evaluation that met the success level "
+        "(median over seeds; ∞ if not all seeds met it — the count says how many did). Adam's "
+        "learning rate is the best of the sweep (seed 0, half budget).",
+        "",
+        "| task | success level | budget (s) | optimizer | hyperparameters | iterations (median) "
+        "| final metric (mean ± sd) | seeds solved | to target (s, median) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for res in results:
+        metric, threshold, direction = res["criterion"]
+        level = f"{metric} {'≥' if direction == 'above' else '≤'} {threshold:g}"
+        for opt in dict.fromkeys(r["optimizer"] for r in res["runs"]):
+            runs = [r for r in res["runs"] if r["optimizer"] == opt]
+            finals = [r["final"] for r in runs]
+            solved = [r for r in runs if math.isfinite(r["seconds_to_target"])]
+            hp = res["hyperparameters"][opt]
+            hp_s = ", ".join(f"{k}={v}" for k, v in hp.items())
+            med_t = (
+                statistics.median(r["seconds_to_target"] for r in runs)
+                if len(solved) == len(runs)
+                else math.inf
+            )
+            sd = statistics.stdev(finals) if len(finals) > 1 else 0.0
+            lines.append(
+                f"| {res['task']} | {level} | {res['budget_s']:.0f} | {opt} | {hp_s} | "
+                f"{int(statistics.median(r['iterations'] for r in runs))} | "
+                f"{statistics.mean(finals):.4g} ± {sd:.2g} | {len(solved)}/{len(runs)} | "
+                f"{_fmt(med_t, 3)} |"
+            )
+    sweeps = [r for r in results if r["adam_sweep"]]
+    if sweeps:
+        lines += ["", "Adam learning-rate sweep (seed 0, half budget, final metric):", ""]
+        for res in sweeps:
+            lines.append(
+                f"- {res['task']}: "
+                + ", ".join(
+                    f"lr {s['learning_rate']:g} → {s['final']:.4g}" for s in res["adam_sweep"]
+                )
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot(res, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric, threshold, _ = res["criterion"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    colours = {}
+    for r in res["runs"]:
+        c = colours.setdefault(r["optimizer"], f"C{len(colours)}")
+        lab = r["optimizer"] if r["seed"] == 0 else None
+        it, sec, loss = np.asarray(r["losses"], float).T
+        axes[0].plot(it, loss, color=c, alpha=0.7, lw=0.8, label=lab)
+        axes[1].plot(sec, loss, color=c, alpha=0.7, lw=0.8, label=lab)
+        _, esec, val = np.asarray(r["evals"], float).T
+        axes[2].plot(esec, val, "o-", color=c, alpha=0.7, ms=3, label=lab)
+    axes[2].axhline(threshold, color="k", ls=":", lw=1, label="success level")
+    axes[0].set(xscale="log", yscale="log", xlabel="iteration", ylabel="training loss")
+    axes[1].set(yscale="log", xlabel="training seconds", ylabel="training loss")
+    axes[2].set(xlabel="training seconds", ylabel=metric)
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{res['task']}: {len({r['seed'] for r in res['runs']})} seeds per optimizer")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
+    parser.add_argument("--optimizers", nargs="+", default=list(OPTIMIZERS), choices=OPTIMIZERS)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--budget-scale", type=float, default=1.0)
+    parser.add_argument("--adam-lrs", type=float, nargs="+", default=[3e-4, 1e-3, 3e-3])
+    parser.add_argument("--out", default=str(RESULTS / "time_to_solution"), help="output prefix")
+    args = parser.parse_args(argv)
+    if args.seeds < 1 or args.budget_scale <= 0:
+        parser.error("--seeds must be ≥ 1 and --budget-scale > 0")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = "python benchmarks/time_to_solution.py" + (" " + " ".join(argv) if argv else "")
+    results = []
+    for name in args.tasks:
+        print(f"== {name}", flush=True)
+        res = run_task(
+            name,
+            seeds=args.seeds,
+            scale=args.budget_scale,
+            adam_lrs=args.adam_lrs,
+            optimizers=args.optimizers,
+            log=lambda s: print(s, flush=True),
+        )
+        results.append(res)
+        plot(res, out.parent / f"{out.name}_{name}.png")
+        text = table(results, command)  # rewritten after each task: partial runs keep results
+        out.with_suffix(".md").write_text(text)
+        out.with_suffix(".json").write_text(
+            json.dumps({"machine": machine(), "results": results}, default=str) + "\n"
+        )
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
