@@ -25,8 +25,7 @@
 #    stop — and classify them by the eigenvalues of the linearised dynamics.
 #
 # Sussillo & Barak (2013) showed that a network solving the 3-bit flip-flop stores its
-# 2³ = 8 memories in 8 stable fixed points, with saddle points between them. With a
-# well-trained network you should find them here.
+# 2³ = 8 memories in stable fixed points (or slow points), with saddle points between them.
 #
 # `NEURODYN_FAST=1` trains for a few iterations only (the test suite's mode): the analysis
 # then runs on an almost untrained network and the fixed points mean little.
@@ -163,20 +162,26 @@ save(fig, "pca_trajectories")
 # q(x) = ½ ‖F(x) − x‖²
 #
 # from many starting states taken on the trajectories, all at once (`jax.vmap`), with Adam
-# (`optax`). The minima with q ≈ 0 are fixed points; minima with q > 0 are slow points,
-# which we discard. The finder is a dozen lines: any recurrent model with a
-# `step(carry, u)` method works.
+# (`optax`). Adam brings each start to a minimum of q — a fixed point (q = 0) or a *slow
+# point* (q small but not zero). A few Newton steps on F(x) − x = 0 then polish the
+# candidates: where a fixed point is nearby they converge to it to round-off. The finder is
+# a dozen lines, and any recurrent model with a `step(carry, u)` method works.
 
 
 # %%
-def find_fixed_points(step, starts, u, *, n_iters=2000, learning_rate=1e-2):
-    """Minimise q(x) = ½‖step(x, u)[0] − x‖² from every row of `starts` (Adam).
+def find_fixed_points(step, starts, u, *, n_iters=2000, learning_rate=1e-2, n_newton=10):
+    """Minimise q(x) = ½‖F(x) − x‖², F(x) = step(x, u)[0], from every row of `starts`.
 
-    Returns the end points `[n, N]` and their speeds q `[n]`.
+    Adam for `n_iters` steps, then `n_newton` Newton steps x ← x − (∂F/∂x − I)⁻¹(F(x) − x).
+    Returns the Adam end points (slow-point candidates), the polished points, and the
+    speed q of each `[n]`.
     """
 
+    def residual(x):
+        return step(x, u)[0] - x
+
     def speed(x):
-        return 0.5 * jnp.sum((step(x, u)[0] - x) ** 2)
+        return 0.5 * jnp.sum(residual(x) ** 2)
 
     optimizer = optax.adam(learning_rate)
     grad = jax.vmap(jax.grad(speed))
@@ -186,8 +191,15 @@ def find_fixed_points(step, starts, u, *, n_iters=2000, learning_rate=1e-2):
         updates, state = optimizer.update(grad(x), state)
         return (optax.apply_updates(x, updates), state), None
 
-    (x, _), _ = jax.lax.scan(body, (starts, optimizer.init(starts)), None, length=n_iters)
-    return x, jax.vmap(speed)(x)
+    (slow, _), _ = jax.lax.scan(body, (starts, optimizer.init(starts)), None, length=n_iters)
+
+    def newton(x):
+        for _ in range(n_newton):
+            x = x - jnp.linalg.solve(jax.jacfwd(residual)(x), residual(x))
+        return x
+
+    polished = jax.vmap(newton)(slow)
+    return slow, jax.vmap(speed)(slow), polished, jax.vmap(speed)(polished)
 
 
 def unique_points(points, tol):
@@ -219,32 +231,51 @@ starts = starts + 0.01 * rng.standard_normal(starts.shape)  # a little off the t
 u0 = jnp.zeros(net.n_inputs)
 
 q_start = np.asarray(jax.vmap(lambda x: 0.5 * jnp.sum((net.step(x, u0)[0] - x) ** 2))(starts))
-ends, q = find_fixed_points(net.step, jnp.asarray(starts), u0, n_iters=300 if FAST else 3000)
-ends, q = np.asarray(ends), np.asarray(q)
-print(f"speed q: median {np.median(q_start):.2e} at the starts, {np.median(q):.2e} at the ends")
-assert np.median(q) < np.median(q_start), "the finder must reduce the speed"
+finder = jax.jit(lambda x, u: find_fixed_points(net.step, x, u, n_iters=300 if FAST else 3000))
+slow, q_slow, polished, q_polished = (np.asarray(a) for a in finder(jnp.asarray(starts), u0))
+print(f"speed q, median: {np.median(q_start):.1e} at the starts, {np.median(q_slow):.1e} "
+      f"after Adam, {np.median(q_polished):.1e} after Newton")
+assert np.median(q_slow) < np.median(q_start), "the finder must reduce the speed"
 
-TOL_Q = 1e-6
-fixed = unique_points(ends[q < TOL_Q], tol=0.1)
-print(f"{(q < TOL_Q).sum()} of {N_STARTS} runs reached q < {TOL_Q:g}: "
-      f"{len(fixed)} distinct fixed points")
+# a polished point counts if it is a fixed point to round-off and Newton did not jump far
+scale = np.median(np.linalg.norm(xs, axis=1))  # typical size of a state
+exact = (q_polished < 1e-10 * scale**2) & (np.linalg.norm(polished - slow, axis=1) < 0.1 * scale)
+fixed = unique_points(polished[exact], tol=1e-3 * scale)
+print(f"{exact.sum()} of {N_STARTS} starts end on a fixed point: {len(fixed)} distinct ones")
 
 # %% [markdown]
 # ## Stability
 #
 # Near a fixed point the dynamics are linear: δx_{t+1} ≈ J δx_t with J = ∂F/∂x at x*
 # (`jax.jacfwd`). If every eigenvalue of J lies inside the unit circle the point is
-# stable (an attractor: a memory); with one eigenvalue outside it is a saddle.
+# stable (an attractor: a memory); with some outside it is a saddle (or a repeller).
+# The read-out at a stable point tells which memory it holds: the signs of the three
+# outputs are the three bits.
 
 # %%
-kinds = []
+kinds, patterns = [], set()
 for x_star in fixed:
     J = jax.jacfwd(lambda x: net.step(x, u0)[0])(jnp.asarray(x_star))
-    n_unstable = int((np.abs(np.linalg.eigvals(np.asarray(J))) > 1.0).sum())
+    n_unstable = int((np.abs(np.linalg.eigvals(np.asarray(J))) > 1.0 + 1e-6).sum())
     kinds.append("stable" if n_unstable == 0 else f"{n_unstable} unstable mode(s)")
     out = np.asarray(net.readout(jnp.asarray(x_star)))
+    if n_unstable == 0:
+        patterns.add(tuple(np.sign(out).astype(int)))
     print(f"{kinds[-1]:>18s}   output {np.round(out, 2)}")
-print(f"{kinds.count('stable')} stable fixed points (8 expected after training)")
+print(f"{kinds.count('stable')} stable fixed points, holding {len(patterns)} of the 8 "
+      "bit patterns")
+
+# %% [markdown]
+# A network need not store every memory in an exact fixed point: a slow point, where the
+# state drifts too slowly to matter over a trial, holds a memory as well. The Adam end points
+# with a small speed are those candidates; the sign patterns of their read-outs show which
+# memories they hold.
+
+# %%
+slow_ok = q_slow < np.percentile(q_slow, 25)
+slow_patterns = {tuple(np.sign(np.asarray(net.readout(jnp.asarray(x)))).astype(int))
+                 for x in slow[slow_ok]}
+print(f"{slow_ok.sum()} slowest Adam end points hold {len(slow_patterns)} of the 8 patterns")
 
 # %% [markdown]
 # Drawn in the PCA space of the trajectories (the fixed points are states x; the PCA was
@@ -255,16 +286,18 @@ fig = plt.figure(figsize=(5.5, 5))
 ax = fig.add_subplot(projection="3d")
 for i in range(min(8, N_TRIALS)):
     ax.plot(*proj[i].T, lw=0.6, color="0.7")
+sp = pca.transform(np.asarray(jax.vmap(net.rates)(jnp.asarray(slow[slow_ok]))))
+ax.scatter(*sp.T, s=8, color="C0", alpha=0.4, label="slow points")
 if len(fixed):
     fp = pca.transform(np.asarray(jax.vmap(net.rates)(jnp.asarray(fixed))))
     stable = np.array([k == "stable" for k in kinds])
-    ax.scatter(*fp[stable].T, s=40, color="k", label="stable")
+    ax.scatter(*fp[stable].T, s=40, color="k", label="stable fixed points")
     ax.scatter(*fp[~stable].T, s=40, facecolor="none", edgecolor="r", label="unstable")
-    ax.legend(frameon=False)
+ax.legend(frameon=False, fontsize=8)
 ax.set_xlabel("PC1")
 ax.set_ylabel("PC2")
 ax.set_zlabel("PC3")
-ax.set_title("fixed points without input")
+ax.set_title("fixed and slow points without input")
 save(fig, "fixed_points")
 
 # %% [markdown]
