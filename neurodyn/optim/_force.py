@@ -13,6 +13,8 @@ from ._problem import RecurrentProblem, scan_steps
 
 
 class FORCEState(NamedTuple):
+    """State of [`neurodyn.optim.FORCE`][]: the RLS matrix and the iteration count."""
+
     P: jax.Array
     """Running inverse correlation matrix of the rates, `[neuron, neuron]`."""
     count: jax.Array

@@ -10,6 +10,8 @@ import numpy as np
 
 DampingMode = Literal["relative", "absolute", "none"]
 DAMPING_MODES: tuple[str, ...] = ("relative", "absolute", "none")
+"""How the damping λ becomes γ: `"relative"` (γ = λ·max eig of the subspace GGN),
+`"absolute"` (γ = λ) or `"none"` (γ = 0)."""
 
 
 class SubspaceSolution(NamedTuple):

@@ -12,6 +12,8 @@ import numpy as np
 
 TangentKind = Literal["gaussian", "normalized", "orthonormal"]
 TANGENT_KINDS: tuple[str, ...] = ("gaussian", "normalized", "orthonormal")
+"""Tangent kinds of `sample_tangents`: i.i.d. N(0, 1) entries, each tangent scaled to unit
+global norm (the default), or whitened so that VᵀV = I."""
 
 
 def _leaf_mask(params: Any, trainable: Any) -> list[Any]:

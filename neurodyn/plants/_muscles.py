@@ -26,7 +26,11 @@ from ._base import (
 )
 
 MUSCLE_NAMES: tuple[str, ...] = ("SF", "SE", "EF", "EE", "BF", "BE")
+"""The six muscles, in the order of every muscle axis: shoulder flexor and extensor, elbow
+flexor and extensor, biarticular flexor and extensor."""
 ACTIVATION_MAPS: tuple[str, ...] = ("brown", "linear")
+"""Activation-to-force maps of `MuscleArm`: `"brown"` (the gate `A(a, l)` and passive force)
+or `"linear"` (`A = a`, no passive force)."""
 
 # SPEC §3.4b §2.1 geometry and strength, in the table's units (cm, degrees, cm²). Rows of the
 # (2, 6) arrays are the joints (shoulder, elbow), columns the muscles in MUSCLE_NAMES order.

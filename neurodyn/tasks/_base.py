@@ -33,6 +33,7 @@ from ..models._base import rollout_problem
 
 Size = Literal["cpu", "paper"]
 SIZES: tuple[str, ...] = ("cpu", "paper")
+"""Task sizes: `"cpu"` (minutes on a laptop) or `"paper"` (the paper's sizes, for a GPU)."""
 
 
 class Batch(eqx.Module):

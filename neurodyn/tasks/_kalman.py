@@ -274,7 +274,7 @@ class KalmanTask(AbstractTask):
 
         Keys: `oracle`, `random_filter` (reference quirk, SPEC §7.8; τ̃, β̃ redrawn every step,
         which reproduces the reference's anchor — see
-        [`neurodyn.tasks._kalman_filter.random_parameter_filter`][]),
+        `random_parameter_filter` in `neurodyn/tasks/_kalman_filter.py`),
         `random_filter_consistent` (τ̃, β̃ drawn once per context and used consistently),
         `copy`. `key` draws the random filters' τ̃, β̃.
         """
