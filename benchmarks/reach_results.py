@@ -52,6 +52,12 @@ def make_step(task, opt, batch_size, trainable):
     return step
 
 
+def noiseless_metrics(task, model) -> dict[str, float]:
+    """The task's metrics with every noise source off (`evaluate(noise=False)`), prefixed
+    `noiseless_`: the controller's bias, without the motor variability the rate noise causes."""
+    return {f"noiseless_{k}": v for k, v in task.evaluate(model, noise=False).items()}
+
+
 def train(task, model, name, hp, *, n_iters, key, eval_every=None, time_budget=None, log=print):
     """Train; evaluate at iterations (SOFO: every `eval_every`) or, with `time_budget`, at the
     same fractions of the budget. Returns the final model and a record."""
@@ -72,10 +78,12 @@ def train(task, model, name, hp, *, n_iters, key, eval_every=None, time_budget=N
 
     def evaluate(it):
         metrics = task.evaluate(model, key=eval_key)
+        metrics.update(noiseless_metrics(task, model))
         curve.append((it, spent, metrics))
         log(
             f"  {name:5s} it {it:6d}  t {spent:7.1f} s  loss {np.mean(losses[-20:]):.4g}  "
-            f"endpoint {metrics['endpoint_error_cm']:.2f} cm  "
+            f"endpoint {metrics['endpoint_error_cm']:.2f} cm "
+            f"(noiseless {metrics['noiseless_endpoint_error_cm']:.2f})  "
             f"within 2 cm {metrics['fraction_within_2cm']:.2f}"
         )
 
@@ -119,6 +127,12 @@ def train(task, model, name, hp, *, n_iters, key, eval_every=None, time_budget=N
     return model, record
 
 
+def save(directory, name, model) -> None:
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        eqx.tree_serialise_leaves(Path(directory) / f"{name}.eqx", model)
+
+
 def time_cli(task_name: str, plant: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
@@ -141,6 +155,18 @@ def time_cli(task_name: str, plant: str) -> dict:
         "final_metrics": summary.get("final_metrics"),
         "stderr_tail": proc.stderr[-2000:] if proc.returncode else "",
     }
+
+
+NOTES_MARKER = "<!-- notes: kept when the table is regenerated -->"
+
+
+def write_table(path, text: str) -> None:
+    """Write the generated table, keeping the hand-written notes below `NOTES_MARKER`."""
+    path = Path(path)
+    notes = ""
+    if path.exists() and NOTES_MARKER in path.read_text():
+        notes = path.read_text().split(NOTES_MARKER, 1)[1]
+    path.write_text(text + ("\n" + NOTES_MARKER + notes if notes else ""))
 
 
 def load_jsonl(path) -> tuple[list[dict], list[dict]]:
@@ -176,12 +202,16 @@ def table(records: list[dict], cli: list[dict]) -> str:
         "Endpoint error: |hand − target| at the end of each reach's scored window, mean over "
         "the canonical conditions (single reach: the 8 directions linspace(−36°, 216°, 8) at "
         "r = 0.2 m, 4 noisy repeats; double reach: the 64 ordered direction pairs at 0.2 m). "
+        '"noiseless": the same conditions once each with every noise source off '
+        "(`task.evaluate(model, noise=False)`: the controller's bias without the motor "
+        "variability that the rate noise causes; — where not measured). "
         "Adam (BPTT) runs for the same training wall-clock as SOFO. Wall-clock excludes "
         "compilation (separate column) and evaluation.",
         "",
         "| task | plant | optimizer | iterations | train s | compile s | endpoint error (cm) "
-        "| within 2 cm | peak speed (cm/s) | reaction time (ms) | first ≤ 2 cm (it / s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| noiseless (cm) | within 2 cm | peak speed (cm/s) | reaction time (ms) "
+        "| first ≤ 2 cm (it / s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         f = r["final"]
@@ -190,10 +220,16 @@ def table(records: list[dict], cli: list[dict]) -> str:
                 f"{_fmt(f['endpoint_error_1_cm'])} / {_fmt(f['endpoint_error_2_cm'])} "
                 f"(mean {_fmt(f['endpoint_error_cm'])})"
             )
+            clean = (
+                f"{_fmt(f.get('noiseless_endpoint_error_1_cm'))} / "
+                f"{_fmt(f.get('noiseless_endpoint_error_2_cm'))} "
+                f"(mean {_fmt(f.get('noiseless_endpoint_error_cm'))})"
+            )
             peak = f"{_fmt(f['peak_speed_1_cm_s'], '.0f')} / {_fmt(f['peak_speed_2_cm_s'], '.0f')}"
             rt = f"{_fmt(f['reaction_time_1_ms'], '.0f')} / {_fmt(f['reaction_time_2_ms'], '.0f')}"
         else:
             err = _fmt(f["endpoint_error_cm"])
+            clean = _fmt(f.get("noiseless_endpoint_error_cm"))
             peak = _fmt(f["peak_speed_cm_s"], ".0f")
             rt = _fmt(f["reaction_time_ms"], ".0f")
         first = r["first_below_2cm"]
@@ -201,6 +237,7 @@ def table(records: list[dict], cli: list[dict]) -> str:
         lines.append(
             f"| {r['task']} | {r['plant']} | {r['optimizer']} | {r['iterations']} | "
             f"{r['train_seconds']:.0f} | {r['compile_seconds']:.0f} | {err} | "
+            f"{clean} | "
             f"{_fmt(f['fraction_within_2cm'])} | {peak} | {rt} | {first} |"
         )
     if cli:
@@ -230,6 +267,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-adam", action="store_true")
     p.add_argument("--cli", action="store_true", help="also time `neurodyn fit TASK`")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-dir", default=None, help="save the trained models here (.eqx)")
     p.add_argument("--out", default=str(RESULTS / "reach_results.md"))
     p.add_argument("--jsonl", default=str(RESULTS / "reach_results.jsonl"))
     p.add_argument(
@@ -241,7 +279,7 @@ def main(argv=None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.table_only:
         records, cli = load_jsonl(args.jsonl)
-        Path(args.out).write_text(table(records, cli))
+        write_table(args.out, table(records, cli))
         print(table(records, cli))
         return 0
     records, cli = [], []
@@ -253,29 +291,31 @@ def main(argv=None) -> int:
             print(f"{task_name} / {plant}: P = {model0.n_params}", flush=True)
             hp = task.hyperparameters("sofo")
             n_iters = args.sofo_iters or hp["n_iters"]
-            _, rec = train(
+            model, rec = train(
                 task, model0, "sofo", hp, n_iters=n_iters, key=jr.fold_in(key, 1),
                 eval_every=args.eval_every,
             )  # fmt: skip
+            save(args.save_dir, f"{task_name}_{plant}_sofo", model)
             rec.update(task=task_name, plant=plant, n_params=model0.n_params)
             records.append(rec)
             if not args.no_adam:
-                _, rec_adam = train(
+                model, rec_adam = train(
                     task, model0, "adam", task.hyperparameters("adam"), n_iters=0,
                     key=jr.fold_in(key, 1), time_budget=rec["train_seconds"],
                 )  # fmt: skip
+                save(args.save_dir, f"{task_name}_{plant}_adam", model)
                 rec_adam.update(task=task_name, plant=plant, n_params=model0.n_params)
                 records.append(rec_adam)
             with open(args.jsonl, "a") as fh:
                 for r in records[-2:] if not args.no_adam else records[-1:]:
                     fh.write(json.dumps(r) + "\n")
-            Path(args.out).write_text(table(records, cli))
+            write_table(args.out, table(records, cli))
             if args.cli and task_name == "reach":
                 cli.append(time_cli(task_name, plant))
                 with open(args.jsonl, "a") as fh:
                     fh.write(json.dumps({"kind": "cli", "plant": plant, **cli[-1]}) + "\n")
                 print(f"  cli: {cli[-1]['wall_seconds']:.0f} s", flush=True)
-                Path(args.out).write_text(table(records, cli))
+                write_table(args.out, table(records, cli))
     print(table(records, cli))
     return 0
 

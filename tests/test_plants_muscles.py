@@ -111,6 +111,23 @@ def test_zero_force_at_zero_activation(activation_map):
     assert np.all(np.isfinite(jac))
 
 
+@pytest.mark.parametrize("activation_map", ["brown", "linear"])
+def test_nan_activation_is_not_hidden(activation_map):
+    # A diverged controller (NaN excitations → NaN activations) must give NaN forces, not the
+    # exact zero of a = 0: the gate's `a > 0` test is False for NaN, and hiding it let a NaN
+    # network train on with a finite loss.
+    arm = MuscleArm(activation_map=activation_map)
+    y = jnp.asarray(_state((math.radians(45), math.radians(90)), (0.0, 0.0)))
+    y = y.at[4].set(jnp.nan)
+    forces = np.asarray(arm.muscle_forces(y))
+    assert np.isnan(forces[0]) and np.all(np.isfinite(forces[1:]))
+    assert np.all(np.isnan(np.asarray(arm.step(y, jnp.zeros(6), 0.002))[2:4]))  # θ̇
+    # and a NaN excitation reaches the activation, hence the arm, at the next step
+    y0 = jnp.asarray(_state((math.radians(45), math.radians(90)), (0.0, 0.0)))
+    y1 = arm.step(y0, jnp.full(6, jnp.nan), 0.002)
+    assert np.all(np.isnan(np.asarray(arm.step(y1, jnp.zeros(6), 0.002))[2:4]))
+
+
 def _rk4(field, y, dt, n):
     """Classic fourth-order Runge–Kutta, an independent oracle written for the test."""
 

@@ -441,6 +441,9 @@ def test_default_network_trains_with_sofo(plant_name):
     )  # fmt: skip
     assert np.all(result.history["finite"].values)
     assert float(value(result.model)) < 0.95 * before
+    # no divergence hidden from the loss (the muscle gate once turned NaN activations into 0)
+    clean = task.evaluate(result.model, noise=False)
+    assert all(np.isfinite(v) for v in clean.values())
 
 
 @pytest.mark.slow
@@ -476,6 +479,34 @@ def test_evaluate_reports_every_metric(getkey):
     }
     assert metrics["endpoint_error_cm"] == pytest.approx(20.0, abs=3.0)  # untrained: at rest
     assert task.success_criterion() == ("endpoint_error_cm", 2.0, "below")
+
+
+@pytest.mark.parametrize("cls", [ReachTask, DoubleReachTask])
+def test_noiseless_evaluation_switches_every_noise_source_off(cls, getkey):
+    # noise=False equals a model built without rate or sensory noise, run with its (absent)
+    # noise; it is deterministic and runs each canonical condition once.
+    noisy = cls(plant="torque", sensory_noise=0.01)
+    clean = cls(plant="torque", rate_noise=0.0)
+    key = getkey()
+    model = noisy.default_model(key=key)
+    model_clean = clean.default_model(key=key)
+    assert model_clean.sample_noise(getkey(), 3) is None
+    # perturb the read-out so that the arm moves and noise would show
+    model = eqx.tree_at(lambda m: m.network.W_out, model, model.network.W_out * 30.0)
+    model_clean = eqx.tree_at(
+        lambda m: m.network.W_out, model_clean, model_clean.network.W_out * 30.0
+    )
+    out, batch = noisy.eval_outputs(model, key=None, noise=False)
+    ref, _ = clean.eval_outputs(model_clean, key=getkey(), n_trials=batch.batch_size)
+    assert out.shape == ref.shape and out.shape[0] == noisy.conditions().batch_size
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-7)
+    with_noise, _ = noisy.eval_outputs(model, key=getkey(), n_trials=batch.batch_size)
+    assert np.abs(with_noise - out).max() > 1e-4
+    m1 = noisy.evaluate(model, noise=False)
+    m2 = noisy.evaluate(model, key=getkey(), n_trials=64, noise=False)
+    assert m1 == m2 and set(m1) == set(noisy.evaluate(model, key=getkey()))
+    with pytest.raises(ValueError, match="key"):
+        noisy.evaluate(model)
 
 
 def test_registry_sizes_and_hyperparameters():

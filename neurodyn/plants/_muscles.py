@@ -106,7 +106,8 @@ class MuscleTension(eqx.Module):
     finite input:
 
     - (a) `a` is clipped to `[0, 1]` and raised to `max(a, 1e-8)` inside `A`; `A = 0` exactly
-      where `a ≤ 0`.
+      where `a ≤ 0`. A NaN activation gives a NaN tension (not 0), so that a diverged
+      controller shows in the loss.
     - (b) `l` is clipped to `[0.1, 1.9]` before any of `F_L`, `F_V`, `F_P` and `n_f` (raw lengths
       over the joint box span 0.011–2.64; `n_f ≤ 0` for `l ≥ 2.03`).
     - (c) each `F_V` branch is evaluated on a clamped velocity (`v ≤ 0` for shortening,
@@ -187,7 +188,10 @@ class MuscleTension(eqx.Module):
         n_f = self.n_f0 + self.n_f1 * (1 / l - 1)
         a_safe = jnp.maximum(a, _ACTIVATION_FLOOR)
         gate = 1 - jnp.exp(-((a_safe / (self.a_f * n_f)) ** n_f))
-        return jnp.where(a > 0, gate, jnp.zeros_like(gate))
+        # A NaN activation (a diverged controller) must stay NaN: `a > 0` is False for NaN,
+        # and selecting 0 there would hide the divergence from the loss (and from the
+        # optimizers' non-finite-step rejection) while the arm went limp.
+        return jnp.where((a > 0) | jnp.isnan(a), gate, jnp.zeros_like(gate))
 
     def force_length(self, l: Float[ArrayLike, "*muscle"]) -> Float[Array, "*muscle"]:
         """`F_L(l) = exp(−|(l^β − 1)/ω|^ρ)`, with `l` clipped to `[0.1, 1.9]`; `F_L(1) = 1`."""

@@ -265,10 +265,17 @@ class DoubleReachTask(AbstractReachTask):
         out["fixation_error_cm"] = float(100.0 * dist[before].mean())
         return out
 
-    def evaluate(self, model, *, key, n_trials: int | None = None) -> dict[str, float]:
+    def evaluate(
+        self, model, *, key=None, n_trials: int | None = None, noise: bool = True
+    ) -> dict[str, float]:
         """Metrics (class docstring) on the 64 canonical conditions, each run with independent
-        noise `n_trials / 64` times (default once)."""
-        outputs, batch = self.eval_outputs(model, key=key, n_trials=n_trials, default_repeats=1)
+        noise `n_trials / 64` times (default once). `noise=False`: each condition once with
+        every noise source off (the controller's bias alone; `key` and `n_trials` unused)."""
+        if noise and key is None:
+            raise ValueError("`key` is required to evaluate with noise (or pass noise=False).")
+        outputs, batch = self.eval_outputs(
+            model, key=key, n_trials=n_trials, default_repeats=1, noise=noise
+        )
         return self.metrics_from_outputs(outputs, batch)
 
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]:
