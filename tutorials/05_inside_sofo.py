@@ -28,7 +28,7 @@
 # build every matrix densely, and check each quantity against an independent computation
 # with `jax.grad`, `jax.jacfwd` and `jax.hessian`. In float64, so that agreement is to
 # round-off. This tutorial is cheap in both modes; `NEURODYN_FAST=1` only shortens the
-# training runs at the end.
+# training runs at the end and compares two values of K instead of four.
 
 # %%
 import os
@@ -253,7 +253,7 @@ print("λ with the largest decrease:", lambdas[int(np.argmax(actual))])
 problem = nd.optim.FeedforwardProblem(fun, loss, (x, target))
 n_iters = 30 if FAST else 150
 curves = {}
-for k in (1, 4, 16, P):
+for k in (4, P) if FAST else (1, 4, 16, P):
     opt = nd.optim.sofo(learning_rate=1.0 if k == P else 0.5, n_tangents=k, damping=1e-3)
     state = opt.init(params)
     step = jax.jit(lambda p, s, key, opt=opt: opt.step(p, s, problem, key=key))
