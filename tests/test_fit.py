@@ -7,7 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 import neurodyn as nd
 from neurodyn.training import CheckpointError, FitError, list_checkpoints
 
-from ._fit_fixtures import TeacherTask
+from ._fit_fixtures import TeacherTask, TinyRNN
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -183,6 +182,45 @@ def test_no_recompilation_after_the_first_step():
         max_retries=0,
     )
     assert len(TRACES) == 1
+
+
+class LeakyTinyRNN(TinyRNN):
+    """A model with a plain Python float among its leaves (as an arm's `dt` or masses)."""
+
+    leak: float
+
+    def __init__(self, *, key, leak=0.3):
+        super().__init__(key=key)
+        self.leak = leak
+
+    def step(self, carry, u, noise=None):
+        h = carry + self.leak * (-carry + jnp.tanh(carry) @ self.W + u @ self.W_in + self.b)
+        return h, jnp.tanh(h) @ self.W_out
+
+
+def test_python_number_leaves_survive_the_retry_loop():
+    task = CountingTask(key=jr.PRNGKey(0))
+    model = LeakyTinyRNN(key=jr.PRNGKey(1))
+    traces = []
+    for n_iters in (1, 6):
+        TRACES.clear()
+        result = nd.fit(
+            model,
+            task,
+            OPTIMIZERS["sofo"](),
+            n_iters=n_iters,
+            batch_size=8,
+            key=jr.PRNGKey(2),
+            progress=False,
+            eval_every=0,
+            log_every=2,
+            max_retries=2,
+        )
+        traces.append(len(TRACES))
+        assert type(result.model.leak) is float
+    # one compilation (the first attempt and the retry loop's body each trace `sample`):
+    # five more steps after the first trace nothing new
+    assert traces[1] == traces[0]
 
 
 # ---------------------------------------------------------------- checkpoints

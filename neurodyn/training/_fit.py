@@ -124,6 +124,9 @@ def make_train_step(task, optimizer, batch_size: int, trainable, max_retries: in
     @eqx.filter_jit
     def train_step(model, opt_state, key, task):
         first = attempt(model, opt_state, key, task, jnp.asarray(0))
+        # Only the arrays go through the loop: `lax.while_loop` would turn the model's plain
+        # Python numbers (an arm's dt, a mass) into arrays, and the next call would recompile.
+        dynamic, static = eqx.partition(first, eqx.is_array)
 
         def cond(carry):
             tries, (_, _, info) = carry
@@ -131,12 +134,12 @@ def make_train_step(task, optimizer, batch_size: int, trainable, max_retries: in
 
         def body(carry):
             tries, _ = carry
-            return tries + 1, attempt(model, opt_state, key, task, tries)
+            out = attempt(model, opt_state, key, task, tries)
+            return tries + 1, eqx.filter(out, eqx.is_array)
 
         if max_retries > 0:
-            tries, (new_model, new_state, info) = jax.lax.while_loop(
-                cond, body, (jnp.asarray(1), first)
-            )
+            tries, dynamic = jax.lax.while_loop(cond, body, (jnp.asarray(1), dynamic))
+            new_model, new_state, info = eqx.combine(dynamic, static)
             info = {**info, "retries": tries - 1}
         else:
             new_model, new_state, info = first
