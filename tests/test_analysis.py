@@ -462,7 +462,17 @@ def test_learning_curves_render(tmp_path):
         ]
         for name in ("sofo", "adam")
     }
-    _check_png(A.plot_learning_curves(histories, title="test"), tmp_path / "lc.png")
+    fig = A.plot_learning_curves(histories, title="test")
+    assert fig.axes[0].get_yscale() == "log"  # a loss over decades
+    _check_png(fig, tmp_path / "lc.png")
+    accuracy = {
+        "run": xr.Dataset(
+            {"eval_percent_correct": ("iteration", 77 + 20 * (1 - np.exp(-it / 10)))},
+            coords={"iteration": it},
+        )
+    }
+    fig = A.plot_learning_curves(accuracy, metric="eval_percent_correct")
+    assert fig.axes[0].get_yscale() == "linear"  # 77-97 %: a log axis would have no labels
 
 
 # ----------------------------------------------------------------------------- command line

@@ -185,7 +185,7 @@ def plot_learning_curves(histories, *, metric: str = "loss", title: str | None =
     - `title`: the figure title.
 
     **Returns:** a `matplotlib.figure.Figure` with two panels (iteration, wall-clock time);
-    a log y-axis when every value is positive.
+    a log y-axis when every value is positive and they span at least a decade.
 
     **Example:**
 
@@ -201,6 +201,7 @@ def plot_learning_curves(histories, *, metric: str = "loss", title: str | None =
     runs_of = {k: (v if isinstance(v, (list, tuple)) else [v]) for k, v in histories.items()}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
     positive = True
+    lo, hi = np.inf, -np.inf
     for i, (label, runs) in enumerate(runs_of.items()):
         color = f"C{i}"
         for ax, xname in zip(axes, ("iteration", "wall_time")):
@@ -219,6 +220,7 @@ def plot_learning_curves(histories, *, metric: str = "loss", title: str | None =
             x = np.median([x[:n] for x in xs], axis=0)
             y = np.stack([y[:n] for y in ys])
             positive &= bool(np.all(y > 0))
+            lo, hi = min(lo, float(y.min())), max(hi, float(y.max()))
             style = {"marker": "o", "ms": 3} if n < 20 else {}
             ax.plot(
                 x,
@@ -230,6 +232,9 @@ def plot_learning_curves(histories, *, metric: str = "loss", title: str | None =
             if len(ys) > 1:
                 ax.fill_between(x, y.min(0), y.max(0), color=color, alpha=0.2, lw=0)
     ylabel = metric.replace("eval_", "test ").replace("_", " ")
+    # a log axis where the values span a decade or more (losses); linear for narrow ranges
+    # (accuracies near their ceiling), where a log axis would have no labelled ticks
+    positive = positive and hi > 10 * lo
     for ax, xlabel in zip(axes, ("iteration", "wall-clock time (s)")):
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel + (" (log scale)" if positive else ""))
