@@ -82,6 +82,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--n-tangents", type=int, default=32)
     parser.add_argument("--methods", nargs="*", default=["sofo", "bptt"])
+    parser.add_argument("--out", default=str(RESULTS / "memory"), help="output prefix")
     parser.add_argument("--child", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -116,11 +117,12 @@ def main(argv=None) -> int:
                 f"+{row['peak_rss_mib']:.0f} MiB",
                 flush=True,
             )
-    RESULTS.mkdir(exist_ok=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     table = format_table(rows, args)
-    (RESULTS / "memory.md").write_text(table)
-    (RESULTS / "memory.json").write_text(json.dumps(rows, indent=1))
-    plot(rows, RESULTS / "memory.png", args)
+    out.with_suffix(".md").write_text(table)
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    plot(rows, out.with_suffix(".png"), args)
     print(table)
     return 0
 
@@ -152,6 +154,15 @@ def format_table(rows, args) -> str:
                 f"{method}: XLA temp from T = {ts[0]} to {ts[-1]}: "
                 f"{hi['temp_bytes'] / max(lo['temp_bytes'], 1):.2f}×"
             )
+            if method == "bptt" and ts[-1] > ts[0]:
+                # BPTT stores the trajectory: its temp grows linearly in T
+                per_step = (hi["temp_bytes"] - lo["temp_bytes"]) / (ts[-1] - ts[0])
+                ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+                lines.append(
+                    f"bptt: {per_step / 2**10:.1f} KiB more per step; this machine's "
+                    f"{ram / 2**30:.0f} GiB of RAM would be exceeded by the XLA temp alone at "
+                    f"T ≈ {ram / per_step:,.0f} (linear extrapolation)."
+                )
     return "\n".join(lines) + "\n"
 
 
