@@ -201,11 +201,15 @@ def table(results, command) -> str:
                 if len(solved) == len(runs)
                 else math.inf
             )
-            sd = statistics.stdev(finals) if len(finals) > 1 else 0.0
+            # a diverged run's metric may be inf/nan: numpy's statistics propagate it as text
+            mean, sd = (
+                float(np.mean(finals)),
+                float(np.std(finals, ddof=1)) if len(finals) > 1 else 0.0,
+            )
             lines.append(
                 f"| {res['task']} | {level} | {res['budget_s']:.0f} | {opt} | {hp_s} | "
                 f"{int(statistics.median(r['iterations'] for r in runs))} | "
-                f"{statistics.mean(finals):.4g} ± {sd:.2g} | {len(solved)}/{len(runs)} | "
+                f"{mean:.4g} ± {sd:.2g} | {len(solved)}/{len(runs)} | "
                 f"{_fmt(med_t, 3)} |"
             )
     sweeps = [r for r in results if r["adam_sweep"]]
@@ -258,6 +262,9 @@ def main(argv=None) -> int:
     parser.add_argument("--budget-scale", type=float, default=1.0)
     parser.add_argument("--adam-lrs", type=float, nargs="+", default=[3e-4, 1e-3, 3e-3])
     parser.add_argument("--out", default=str(RESULTS / "time_to_solution"), help="output prefix")
+    parser.add_argument(
+        "--append", action="store_true", help="keep the other tasks' results already in --out"
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.budget_scale <= 0:
         parser.error("--seeds must be ≥ 1 and --budget-scale > 0")
@@ -265,6 +272,9 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/time_to_solution.py" + (" " + " ".join(argv) if argv else "")
     results = []
+    if args.append and out.with_suffix(".json").exists():
+        results = json.loads(out.with_suffix(".json").read_text())["results"]
+        results = [r for r in results if r["task"] not in args.tasks]
     for name in args.tasks:
         print(f"== {name}", flush=True)
         res = run_task(
