@@ -137,6 +137,6 @@ def test_noise_is_per_trial_and_reproducible(getkey):
     a = nd.models.batch_noise(net, key, 3, 6)
     b = nd.models.batch_noise(net, key, 3, 6)
     for name in ("process", "rate_now"):
-        assert a[name].shape == (6, 3, 8)  # time-major
+        assert a[name].shape == (3, 6, 8)  # batch-first, as the inputs
         np.testing.assert_array_equal(a[name], b[name])
-        assert not np.allclose(a[name][:, 0], a[name][:, 1])
+        assert not np.allclose(a[name][0], a[name][1])

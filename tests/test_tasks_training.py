@@ -10,7 +10,7 @@ import neurodyn as nd
 from .test_tasks import TASK_NAMES, small_task
 
 SETTINGS = {  # (iterations, batch size, K, learning rate, damping, required loss ratio)
-    "lorenz": (15, 32, 16, 0.3, 1e-3, 0.9),
+    "lorenz": (30, 32, 16, 0.1, 1e-3, 0.9),  # η = 0.3 diverged for 1 seed in ~10
     "kalman": (15, 8, 16, 0.3, 1e-3, 0.9),
     "flipflop": (25, 16, 16, 0.2, 1e-3, 0.95),
     # meta-learning starts slowly from chance (ln 3): ask for a smaller drop
