@@ -102,8 +102,10 @@ def plot(rows, path) -> None:
         ks = sorted({r["K"] for r in sel})
         means = [statistics.mean(r["value"] for r in sel if r["K"] == k) for k in ks]
         ax.plot([k / sel[0]["P"] for k in ks], means, "-", color="C0")
+        ax.set_xscale("log")
+        ax.set_xticks([k / sel[0]["P"] for k in ks], [f"{100 * k / sel[0]['P']:.2g} %" for k in ks])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set(
-            xscale="log",
             xlabel="K / P",
             ylabel=sel[0]["metric"],
             title=f"{name}: {sel[0]['iterations']} SOFO iterations",

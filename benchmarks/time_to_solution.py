@@ -262,6 +262,10 @@ def plot(res, path) -> None:
     axes[0].set(xscale="log", yscale="log", xlabel="iteration", ylabel="training loss")
     axes[1].set(yscale="log", xlabel="training seconds", ylabel="training loss")
     axes[2].set(xlabel="training seconds", ylabel=metric)
+    vals = np.array([v for r in res["runs"] for _, _, v in r["evals"]], float)
+    vals = vals[np.isfinite(vals)]
+    if vals.size and vals.min() > 0 and vals.max() > 10 * vals.min():
+        axes[2].set_yscale("log")  # e.g. an MSE that starts from a divergence
     for ax in axes:
         ax.legend(fontsize=8)
     fig.suptitle(f"{res['task']}: {len({r['seed'] for r in res['runs']})} seeds per optimizer")
