@@ -25,7 +25,7 @@ import jax.random as jr
 import neurodyn as nd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from time_to_solution import machine  # noqa: E402
+from _common import machine  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_TANGENTS = {"digits": [8, 16, 32, 64, 128, 256], "flipflop": [8, 16, 32, 64, 128]}

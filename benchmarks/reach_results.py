@@ -37,19 +37,11 @@ import numpy as np
 
 import neurodyn as nd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import make_step  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 TRAINING_KEYS = ("n_iters", "batch_size", "eval_every", "log_every", "eval_trials")
-
-
-def make_step(task, opt, batch_size, trainable):
-    @eqx.filter_jit
-    def step(model, state, key):
-        k_data, k_problem, k_opt = jr.split(key, 3)
-        batch = task.sample(key=k_data, batch_size=batch_size)
-        problem = task.problem(model, batch, key=k_problem)
-        return opt.step(model, state, problem, key=k_opt, trainable=trainable)
-
-    return step
 
 
 def noiseless_metrics(task, model) -> dict[str, float]:

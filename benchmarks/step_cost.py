@@ -39,8 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -52,6 +50,9 @@ import jax.numpy as jnp
 import jax.random as jr
 
 import neurodyn as nd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BATCH = 32
@@ -136,18 +137,6 @@ def time_method(method, model, problem, k, repeats):
     state = opt.init(model, trainable)
     step = eqx.filter_jit(lambda m, s, p, key: opt.step(m, s, p, key=key, trainable=trainable)[:2])
     return median_seconds(lambda: step(model, state, problem, jr.PRNGKey(3)), repeats)
-
-
-def machine() -> str:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        cores = os.cpu_count()
-    return (
-        f"{platform.processor() or platform.machine()}, {cores} of {os.cpu_count()} CPU cores "
-        f"available to the process, {platform.system()} {platform.release()}, "
-        f"jax {jax.__version__} ({jax.default_backend()}: {jax.devices()[0].device_kind})"
-    )
 
 
 def table(rows, peak, repeats) -> str:

@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import sys
 import time
 from pathlib import Path
 
-import equinox as eqx
 import jax
 import jax.random as jr
 import numpy as np
 
 import neurodyn as nd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, make_step  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HEADLINE = {
@@ -59,12 +60,7 @@ def train(task, model, opt, *, n_iters, batch_size, key, time_budget=None, log_e
     trainable = model.trainable()
     state = opt.init(model, trainable)
 
-    @eqx.filter_jit
-    def step(model, state, key):
-        k_data, k_problem, k_opt = jr.split(key, 3)
-        batch = task.sample(key=k_data, batch_size=batch_size)
-        problem = task.problem(model, batch, key=k_problem)
-        return opt.step(model, state, problem, key=k_opt, trainable=trainable)
+    step = make_step(task, opt, batch_size, trainable)
 
     keys = jr.split(key, n_iters)
     t0 = time.perf_counter()
@@ -185,14 +181,6 @@ def fmt_metrics(name, m):
         "digits": ["test_accuracy", "train_accuracy", "test_loss"],
     }[name]
     return ", ".join(f"{k} {m[k]:.4g}" for k in keys if k in m)
-
-
-def machine():
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-        f"{platform.system()} {platform.release()}, jax {jax.__version__} "
-        f"({jax.default_backend()}), float32"
-    )
 
 
 def write_table(rows, path, command):

@@ -30,18 +30,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
-import equinox as eqx
 import jax
 import jax.random as jr
 import numpy as np
 
 import neurodyn as nd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, make_step  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # [PROPOSED] Training seconds per run on one core of the 2-core benchmark machine: enough for
@@ -73,12 +74,7 @@ def train(task, optimizer_name, hp, *, budget, key, eval_key):
     state = opt.init(model, trainable)
     batch_size = hp["batch_size"]
 
-    @eqx.filter_jit
-    def step(model, state, key):
-        k_data, k_problem, k_opt = jr.split(key, 3)
-        batch = task.sample(key=k_data, batch_size=batch_size)
-        problem = task.problem(model, batch, key=k_problem)
-        return opt.step(model, state, problem, key=k_opt, trainable=trainable)
+    step = make_step(task, opt, batch_size, trainable)
 
     metric, threshold, direction = task.success_criterion()
 
@@ -172,15 +168,6 @@ def run_task(name, *, seeds, scale, adam_lrs, optimizers, log):
         "adam_sweep": sweep,
         "runs": runs,
     }
-
-
-def machine() -> str:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{platform.processor() or platform.machine()}, {cores} of {os.cpu_count()} CPU cores "
-        f"available to the process, {platform.system()} {platform.release()}, jax "
-        f"{jax.__version__} ({jax.default_backend()}), float32"
-    )
 
 
 def _fmt(x, digits=4):
@@ -319,6 +306,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main(sys.argv[1:]))
