@@ -31,9 +31,7 @@ API = DOCS / "api"
 def _namespaces() -> list[str]:
     """`neurodyn` and every public sub-package (a folder with an `__init__.py`, no `_`)."""
     subpackages = sorted(
-        p.parent.name
-        for p in PACKAGE.glob("*/__init__.py")
-        if not p.parent.name.startswith("_")
+        p.parent.name for p in PACKAGE.glob("*/__init__.py") if not p.parent.name.startswith("_")
     )
     return ["neurodyn", *(f"neurodyn.{name}" for name in subpackages)]
 

@@ -465,6 +465,36 @@ def test_first_order_optimizers_step_through_the_loop(name):
     assert any(jax.tree.leaves(changed))
 
 
+def test_endpoint_bias_scatter_on_known_endpoints():
+    from neurodyn.tasks import endpoint_bias_scatter
+
+    target = np.array([[0.1, 0.2]] * 4 + [[-0.1, 0.3]] * 3)
+    endpoint = target.copy()
+    endpoint[:4] += [[0.01, 0.0], [-0.01, 0.0], [0.0, 0.01], [0.0, -0.01]]  # ring about target
+    endpoint[4:] += [0.03, 0.04]  # constant 5 cm offset
+    condition = np.array([3, 3, 3, 3, 0, 0, 0])
+    bias, scatter = endpoint_bias_scatter(endpoint, target, condition)
+    np.testing.assert_allclose(bias, [5.0, 0.0], atol=1e-9)  # labels sorted: 0, then 3
+    np.testing.assert_allclose(scatter, [0.0, 1.0], atol=1e-9)
+    # training trials (label -1) are each their own condition: scatter 0, bias = error
+    bias, scatter = endpoint_bias_scatter(endpoint, target, np.full(7, -1))
+    np.testing.assert_allclose(scatter, 0.0, atol=1e-12)
+    np.testing.assert_allclose(
+        np.sort(bias), np.sort(100 * np.linalg.norm(endpoint - target, axis=-1)), atol=1e-9
+    )
+
+
+def test_bias_and_scatter_bound_the_mean_endpoint_error(getkey):
+    # per condition, mean |e_i| ≤ √(bias² + scatter²) (Jensen), and ≥ bias (|mean e| ≤ mean |e|)
+    task = ReachTask(plant="torque")
+    metrics = task.evaluate(task.default_model(key=getkey()), key=getkey(), n_trials=32)
+    assert metrics["endpoint_scatter_cm"] > 0  # noisy repeats differ
+    assert metrics["endpoint_bias_cm"] <= metrics["endpoint_error_cm"] + 1e-9
+    clean = task.evaluate(task.default_model(key=getkey()), noise=False)
+    assert clean["endpoint_scatter_cm"] == 0.0
+    assert clean["endpoint_bias_cm"] == pytest.approx(clean["endpoint_error_cm"])
+
+
 def test_evaluate_reports_every_metric(getkey):
     task = ReachTask(plant="torque")
     metrics = task.evaluate(task.default_model(key=getkey()), key=getkey(), n_trials=8)
@@ -476,6 +506,8 @@ def test_evaluate_reports_every_metric(getkey):
         "reaction_time_ms",
         "fraction_within_2cm",
         "fixation_error_cm",
+        "endpoint_bias_cm",
+        "endpoint_scatter_cm",
     }
     assert metrics["endpoint_error_cm"] == pytest.approx(20.0, abs=3.0)  # untrained: at rest
     assert task.success_criterion() == ("endpoint_error_cm", 2.0, "below")

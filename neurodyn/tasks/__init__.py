@@ -25,5 +25,6 @@ from ._oneshot import sample_oneshot_trials as sample_oneshot_trials
 from ._reach import PLANTS as PLANTS
 from ._reach import TARGET_DISTRIBUTIONS as TARGET_DISTRIBUTIONS
 from ._reach import ReachTask as ReachTask
+from ._reach import endpoint_bias_scatter as endpoint_bias_scatter
 from ._reach import reach_metrics as reach_metrics
 from ._reservoir import FlipFlopReservoirTask as FlipFlopReservoirTask

@@ -170,6 +170,34 @@ def reach_metrics(position, velocity, target, *, go_cue, hold_start, end, dt) ->
     }
 
 
+def endpoint_bias_scatter(endpoint, target, condition) -> tuple[np.ndarray, np.ndarray]:
+    r"""Split endpoint errors into bias and scatter, per condition.
+
+    For each condition c with repeats i: the mean endpoint m_c = mean_i endpoint_i,
+    bias_c = |m_c − target_c| and scatter_c = √(mean_i |endpoint_i − m_c|²) (the root mean
+    square distance from the condition's own mean endpoint: the noise-driven variability).
+    A condition run once has scatter 0. Both in cm; `endpoint`, `target`: `[B, 2]` (m),
+    `condition`: `[B]` integer labels (a negative label, as on training trials, marks a
+    trial of its own condition). Returns `(bias [C], scatter [C])` over the sorted
+    distinct labels.
+
+    Example: two repeats ending 1 cm left and 1 cm right of their target have bias 0 and
+    scatter 1 cm; the endpoint error is 1 cm either way.
+    """
+    endpoint = np.asarray(endpoint, np.float64)
+    target = np.asarray(target, np.float64)
+    condition = np.asarray(condition, np.int64)
+    condition = np.where(condition < 0, -1 - np.arange(condition.size), condition)
+    labels = np.unique(condition)
+    bias, scatter = np.empty(labels.size), np.empty(labels.size)
+    for j, c in enumerate(labels):
+        pts = endpoint[condition == c]
+        mean = pts.mean(axis=0)
+        bias[j] = 100.0 * np.linalg.norm(mean - target[condition == c][0])
+        scatter[j] = 100.0 * np.sqrt(np.mean(np.sum((pts - mean) ** 2, axis=-1)))
+    return bias, scatter
+
+
 def _mean(values) -> float:
     values = np.asarray(values, np.float64)
     if values.size == 0 or np.all(np.isnan(values)):
@@ -630,7 +658,12 @@ class ReachTask(AbstractReachTask):
     `endpoint_error_cm` (|hand − target| at the last step), `hold_error_cm` (mean over the
     scored hold window), `endpoint_speed_cm_s`, `peak_speed_cm_s`, `reaction_time_ms`
     (first step after the go cue at 10 % of the peak speed), `fraction_within_2cm`
-    (endpoint error < 2 cm) and `fixation_error_cm` (mean |hand − centre| before the go cue).
+    (endpoint error < 2 cm), `fixation_error_cm` (mean |hand − centre| before the go cue),
+    and the endpoint error split per condition into `endpoint_bias_cm` (|mean endpoint −
+    target|: the controller's systematic error) and `endpoint_scatter_cm` (root mean square
+    distance of the repeats from their mean endpoint: the noise-driven variability; 0 when
+    each condition runs once), each averaged over the conditions
+    ([`neurodyn.tasks.endpoint_bias_scatter`][]).
 
     **Arguments** (all keyword, static): `plant`, `size`, `network_dt`, `arm_dt`
     (seconds), `duration` (2 s), `idle_range` ((0.1, 0.5) s), `prep_range` ((0.2, 0.8) s),
@@ -762,6 +795,11 @@ class ReachTask(AbstractReachTask):
         )
         out = {name: _mean(values) for name, values in per_trial.items()}
         out["fraction_within_2cm"] = float(np.mean(per_trial["endpoint_error_cm"] < WITHIN_CM))
+        bias, scatter = endpoint_bias_scatter(
+            outputs[:, -1, :2], batch.metadata["target"], batch.metadata["condition"]
+        )
+        out["endpoint_bias_cm"] = _mean(bias)
+        out["endpoint_scatter_cm"] = _mean(scatter)
         t = np.arange(self.n_steps)[None, :]
         before = t < go[:, None]
         dist = np.linalg.norm(outputs[..., :2] - self.center, axis=-1)
