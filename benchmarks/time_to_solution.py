@@ -174,11 +174,14 @@ def _fmt(x, digits=4):
     return "∞" if not math.isfinite(x) else f"{x:.{digits}g}"
 
 
-def table(results, command) -> str:
+def table(results, command, machine_text=None) -> str:
+    commands = list(dict.fromkeys(r.get("command", command) for r in results))
     lines = [
         "# Time to solution",
         "",
-        f"Machine: {machine()}. Command: `{command}`.",
+        f"Machine: {machine_text or machine()}. Commands (each task's rows come from one):",
+        "",
+        *(f"- `{c}`" for c in commands),
         "",
         "Each optimizer trains for the task's budget of training seconds (compilation and "
         "evaluation excluded), with each seed; the metric is measured every budget/8. "
@@ -274,12 +277,21 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--append", action="store_true", help="keep the other tasks' results already in --out"
     )
+    parser.add_argument(
+        "--table-only", action="store_true", help="rewrite --out's table from its JSON and stop"
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.budget_scale <= 0:
         parser.error("--seeds must be ≥ 1 and --budget-scale > 0")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/time_to_solution.py" + (" " + " ".join(argv) if argv else "")
+    if args.table_only:
+        saved = json.loads(out.with_suffix(".json").read_text())
+        text = table(saved["results"], command, saved.get("machine"))
+        out.with_suffix(".md").write_text(text)
+        print(text)
+        return 0
     results = []
     if args.append and out.with_suffix(".json").exists():
         results = json.loads(out.with_suffix(".json").read_text())["results"]
@@ -294,6 +306,7 @@ def main(argv=None) -> int:
             optimizers=args.optimizers,
             log=lambda s: print(s, flush=True),
         )
+        res["command"] = command
         results.append(res)
         plot(res, out.parent / f"{out.name}_{name}.png")
         text = table(results, command)  # rewritten after each task: partial runs keep results
