@@ -475,7 +475,7 @@ def test_endpoint_bias_scatter_on_known_endpoints():
     condition = np.array([3, 3, 3, 3, 0, 0, 0])
     bias, scatter = endpoint_bias_scatter(endpoint, target, condition)
     np.testing.assert_allclose(bias, [5.0, 0.0], atol=1e-9)  # labels sorted: 0, then 3
-    np.testing.assert_allclose(scatter, [0.0, 1.0], atol=1e-9)
+    np.testing.assert_allclose(scatter, [0.0, np.sqrt(4 / 3)], atol=1e-9)  # Bessel: n − 1 = 3
     # training trials (label -1) are each their own condition: scatter 0, bias = error
     bias, scatter = endpoint_bias_scatter(endpoint, target, np.full(7, -1))
     np.testing.assert_allclose(scatter, 0.0, atol=1e-12)
@@ -484,8 +484,22 @@ def test_endpoint_bias_scatter_on_known_endpoints():
     )
 
 
+def test_scatter_is_unbiased_with_few_repeats():
+    # Gaussian endpoints, s.d. 1 cm per axis: E[scatter²] = 2 cm² for any number of repeats
+    from neurodyn.tasks import endpoint_bias_scatter
+
+    rng = np.random.default_rng(0)
+    n_cond, n_rep = 4000, 4
+    target = np.repeat(rng.uniform(-0.2, 0.2, (n_cond, 2)), n_rep, axis=0)
+    endpoint = target + 0.01 * rng.standard_normal(target.shape)
+    bias, scatter = endpoint_bias_scatter(endpoint, target, np.repeat(np.arange(n_cond), n_rep))
+    # s.e. of the mean of scatter² (a 2σ²·χ²₆/6 variable): 2·√(2/6)/√4000 ≈ 0.018
+    assert np.mean(scatter**2) == pytest.approx(2.0, abs=0.08)
+    assert np.mean(bias**2) == pytest.approx(2.0 / n_rep, abs=0.04)  # |mean of 4|²: 2σ²/4
+
+
 def test_bias_and_scatter_bound_the_mean_endpoint_error(getkey):
-    # per condition, mean |e_i| ≤ √(bias² + scatter²) (Jensen), and ≥ bias (|mean e| ≤ mean |e|)
+    # per condition, mean |e_i| ≥ bias (|mean e| ≤ mean |e|); scatter > 0 with noise
     task = ReachTask(plant="torque")
     metrics = task.evaluate(task.default_model(key=getkey()), key=getkey(), n_trials=32)
     assert metrics["endpoint_scatter_cm"] > 0  # noisy repeats differ

@@ -173,16 +173,17 @@ def reach_metrics(position, velocity, target, *, go_cue, hold_start, end, dt) ->
 def endpoint_bias_scatter(endpoint, target, condition) -> tuple[np.ndarray, np.ndarray]:
     r"""Split endpoint errors into bias and scatter, per condition.
 
-    For each condition c with repeats i: the mean endpoint m_c = mean_i endpoint_i,
-    bias_c = |m_c − target_c| and scatter_c = √(mean_i |endpoint_i − m_c|²) (the root mean
-    square distance from the condition's own mean endpoint: the noise-driven variability).
-    A condition run once has scatter 0. Both in cm; `endpoint`, `target`: `[B, 2]` (m),
-    `condition`: `[B]` integer labels (a negative label, as on training trials, marks a
-    trial of its own condition). Returns `(bias [C], scatter [C])` over the sorted
-    distinct labels.
+    For each condition c with n_c repeats i: the mean endpoint m_c = mean_i endpoint_i,
+    bias_c = |m_c − target_c| and scatter_c = √(Σ_i |endpoint_i − m_c|² / (n_c − 1)) (the
+    root mean square distance from the condition's mean endpoint, with Bessel's correction
+    so that it does not shrink with few repeats: the noise-driven variability). A condition
+    run once shows no spread: its scatter is reported as 0. Both in cm; `endpoint`,
+    `target`: `[B, 2]` (m), `condition`: `[B]` integer labels (a negative label, as on
+    training trials, marks a trial of its own condition). Returns `(bias [C], scatter [C])`
+    over the sorted distinct labels.
 
-    Example: two repeats ending 1 cm left and 1 cm right of their target have bias 0 and
-    scatter 1 cm; the endpoint error is 1 cm either way.
+    Example: four repeats ending 1 cm left, right, above and below their target have bias 0
+    and scatter √(4/3) cm; the endpoint error is 1 cm for each.
     """
     endpoint = np.asarray(endpoint, np.float64)
     target = np.asarray(target, np.float64)
@@ -194,7 +195,9 @@ def endpoint_bias_scatter(endpoint, target, condition) -> tuple[np.ndarray, np.n
         pts = endpoint[condition == c]
         mean = pts.mean(axis=0)
         bias[j] = 100.0 * np.linalg.norm(mean - target[condition == c][0])
-        scatter[j] = 100.0 * np.sqrt(np.mean(np.sum((pts - mean) ** 2, axis=-1)))
+        n = pts.shape[0]
+        sq = np.sum((pts - mean) ** 2)
+        scatter[j] = 100.0 * np.sqrt(sq / (n - 1)) if n > 1 else 0.0
     return bias, scatter
 
 
@@ -665,8 +668,8 @@ class ReachTask(AbstractReachTask):
     (endpoint error < 2 cm), `fixation_error_cm` (mean |hand − centre| before the go cue),
     and the endpoint error split per condition into `endpoint_bias_cm` (|mean endpoint −
     target|: the controller's systematic error) and `endpoint_scatter_cm` (root mean square
-    distance of the repeats from their mean endpoint: the noise-driven variability; 0 when
-    each condition runs once), each averaged over the conditions
+    distance of the repeats from their mean endpoint, Bessel-corrected: the noise-driven
+    variability; 0 when each condition runs once), each averaged over the conditions
     ([`neurodyn.tasks.endpoint_bias_scatter`][]).
 
     **Arguments** (all keyword, static): `plant`, `size`, `network_dt`, `arm_dt`
