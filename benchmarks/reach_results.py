@@ -270,6 +270,13 @@ def main(argv=None) -> int:
     p.add_argument("--sofo-iters", type=int, default=None, help="default: the task's n_iters")
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--no-adam", action="store_true")
+    p.add_argument(
+        "--adam-only",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="skip SOFO; train Adam for SECONDS of training time (e.g. a SOFO row's train s)",
+    )
     p.add_argument("--cli", action="store_true", help="also time `neurodyn fit TASK`")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-dir", default=None, help="save the trained models here (.eqx)")
@@ -296,25 +303,29 @@ def main(argv=None) -> int:
             print(f"{task_name} / {plant}: P = {model0.n_params}", flush=True)
             hp = task.hyperparameters("sofo")
             n_iters = args.sofo_iters or hp["n_iters"]
-            model, rec = train(
-                task, model0, "sofo", hp, n_iters=n_iters, key=jr.fold_in(key, 1),
-                eval_every=args.eval_every,
-            )  # fmt: skip
-            save(args.save_dir, f"{task_name}_{plant}_sofo", model)
-            rec.update(task=task_name, plant=plant, n_params=model0.n_params, machine=machine())
-            records.append(rec)
+            new = []
+            if args.adam_only is None:
+                model, rec = train(
+                    task, model0, "sofo", hp, n_iters=n_iters, key=jr.fold_in(key, 1),
+                    eval_every=args.eval_every,
+                )  # fmt: skip
+                save(args.save_dir, f"{task_name}_{plant}_sofo", model)
+                rec.update(task=task_name, plant=plant, n_params=model0.n_params, machine=machine())
+                new.append(rec)
+            budget = args.adam_only if args.adam_only is not None else new[0]["train_seconds"]
             if not args.no_adam:
                 model, rec_adam = train(
                     task, model0, "adam", task.hyperparameters("adam"), n_iters=0,
-                    key=jr.fold_in(key, 1), time_budget=rec["train_seconds"],
+                    key=jr.fold_in(key, 1), time_budget=budget,
                 )  # fmt: skip
                 save(args.save_dir, f"{task_name}_{plant}_adam", model)
                 rec_adam.update(
                     task=task_name, plant=plant, n_params=model0.n_params, machine=machine()
                 )
-                records.append(rec_adam)
+                new.append(rec_adam)
+            records.extend(new)
             with open(args.jsonl, "a") as fh:
-                for r in records[-2:] if not args.no_adam else records[-1:]:
+                for r in new:
                     fh.write(json.dumps(r) + "\n")
             write_table(args.out, table(records, cli))
             if args.cli and task_name == "reach":
