@@ -536,7 +536,9 @@ REACH_HYPERPARAMETERS = {
                 # noiseless) and the loss was still falling (0.070 → 0.027 by 1500). At 1500:
                 # 3.9 cm, 2.4 cm noiseless. The 2 cm goal is NOT met with SPEC's rate noise,
                 # which adds ~1.5 cm (see the notes in benchmarks/results/reach_results.md).
-                # ~0.25 s/iteration on a quiet core: ~6–7 min.
+                # ~0.17 s/iteration on a quiet core: ~4 min. K = 128 gives lower errors
+                # (3.13 cm after 1000 iterations, 2.93 cm after 2000: less noise-driven
+                # scatter) at ~2.4× the cost per iteration; see reach_results.md.
                 "n_iters": 1500,
                 "batch_size": 64,
                 "learning_rate": 0.2,
