@@ -288,6 +288,8 @@ def main(argv=None) -> int:
         help="rebuild the table from the newest JSON line of each (task, plant, optimizer)",
     )
     args = p.parse_args(argv)
+    if args.adam_only is not None and (args.no_adam or args.adam_only <= 0):
+        p.error("--adam-only SECONDS needs SECONDS > 0 and cannot be combined with --no-adam")
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.table_only:
         records, cli = load_jsonl(args.jsonl)

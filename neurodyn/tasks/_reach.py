@@ -510,7 +510,7 @@ def _table(sofo: dict, adam: dict, first_order: dict) -> dict:
 # λ ∈ {1e-5, 1e-4, 1e-3}, B ∈ {32, 64, 128}, K ∈ {32, 48}; Adam lr ∈ {3e-3, 1e-2}; see
 # benchmarks/results/reach_results.md). B = 64 halves the loss reached per iteration relative
 # to B = 32 for 1.3× the time; η = 0.3 and above diverge at λ ≤ 1e-4. The torque arm runs
-# 1500 SOFO iterations (~0.25 s each on one core; see the comment in the table). The muscle
+# 1500 SOFO iterations (~0.17 s each on a quiet core; see the comment in the table). The muscle
 # arm keeps λ = 1e-3 and runs 1000 iterations (~3× slower per iteration). Its early "explosive
 # closed loop" was the limp start that `MUSCLE_READOUT_INIT_SCALE` fixes, so smaller λ is
 # untested since. FGD and first-order SOFO are untuned [PROPOSED].
