@@ -130,7 +130,7 @@ def build(config: dict):
     )
     opt_cfg = dict(config["optimizer"])
     name = opt_cfg.pop("name")
-    optimizer = optim.from_config(name, **opt_cfg)
+    optimizer = optim.from_config(name, n_iters=int(config["training"]["n_iters"]), **opt_cfg)
     model = task.default_model(key=jr.fold_in(jr.PRNGKey(int(config["seed"])), 0))
     return task, model, optimizer
 

@@ -229,3 +229,94 @@ def test_sofo_memory_is_flat_in_the_horizon_while_bptt_grows():
     bptt_ratio = sizes[10_000][1] / sizes[100][1]
     assert sofo_ratio <= 1.2, sizes
     assert bptt_ratio >= 20, sizes
+
+
+def test_cosine_schedule_matches_optax():
+    lr = nd.optim.learning_rate_schedule(
+        0.2, 1000, lr_schedule="cosine", lr_decay_start=0.3, lr_final=0.05
+    )
+    reference = optax.join_schedules(
+        [optax.constant_schedule(0.2), optax.cosine_decay_schedule(0.2, 700, alpha=0.05)], [300]
+    )
+    counts = np.arange(0, 1300, 13)
+    np.testing.assert_allclose([lr(k) for k in counts], [reference(k) for k in counts], atol=1e-7)
+    assert float(lr(0)) == pytest.approx(0.2) and float(lr(5000)) == pytest.approx(0.01)
+    # a stable repr: a resumed run recognises its own optimizer in the checkpoint
+    again = nd.optim.from_config(
+        "sofo",
+        learning_rate=0.2,
+        n_iters=1000,
+        lr_schedule="cosine",
+        lr_decay_start=0.3,
+        lr_final=0.05,
+    )
+    assert repr(again.learning_rate) == repr(lr)
+    assert nd.optim.learning_rate_schedule(0.2, 1000) == 0.2  # constant: the number itself
+
+
+def test_sofo_steps_with_the_scheduled_learning_rate():
+    """With a cosine schedule, step k moves the parameters by η(k)·direction."""
+    params = rnn_params(jr.PRNGKey(1))
+    problem = teacher_problem(jr.PRNGKey(2))
+    opt = nd.optim.from_config(
+        "sofo",
+        learning_rate=0.3,
+        n_tangents=6,
+        damping=1e-2,
+        n_iters=4,
+        lr_schedule="cosine",
+        lr_decay_start=0.0,
+        lr_final=0.0,
+    )
+    state = opt.init(params)
+    step = eqx.filter_jit(lambda p, s, k: opt.step(p, s, problem, key=k))
+    etas = []
+    for key in jr.split(jr.PRNGKey(5), 4):
+        v = nd.sample_tangents(key, params, 6, "normalized")
+        _, direction, _ = nd.value_and_sofo_grad_scan(problem.step, problem.loss, damping=1e-2)(
+            params, v, problem.carry0, problem.xs
+        )
+        new, state, _ = step(params, state, key)
+        ratio = (params["W_out"] - new["W_out"]) / direction["W_out"]
+        etas.append(float(jnp.median(ratio)))
+        params = new
+    expected = [0.3 * 0.5 * (1 + np.cos(np.pi * k / 4)) for k in range(4)]
+    np.testing.assert_allclose(etas, expected, rtol=1e-4)
+
+
+def test_schedule_bad_arguments():
+    with pytest.raises(ValueError, match="lr_schedule"):
+        nd.optim.from_config("sofo", learning_rate=0.1, n_iters=10, lr_schedule="step")
+    with pytest.raises(ValueError, match="lr_decay_start"):
+        nd.optim.from_config("adam", n_iters=10, lr_schedule="cosine", lr_decay_start=1.0)
+    with pytest.raises(ValueError, match="lr_final"):
+        nd.optim.from_config("adam", n_iters=10, lr_schedule="constant", lr_final=-0.5)
+    with pytest.raises(ValueError, match="n_iters"):
+        nd.optim.from_config("sofo", learning_rate=0.1, lr_schedule="cosine")
+    with pytest.raises(ValueError, match="learning_rate"):
+        nd.optim.from_config("force", n_iters=10, lr_schedule="cosine")
+
+
+@pytest.mark.parametrize("with_schedule", [False, True])
+def test_adam_equals_optax_adam_over_many_steps(with_schedule):
+    """nd.optim.adam must be optax.adam applied to the exact gradient, step after step (the
+    step counts in the optax state, read by Adam's bias correction and by schedules, must
+    advance; a rejected step must leave them alone)."""
+    params = rnn_params(jr.PRNGKey(1))
+    problem = teacher_problem(jr.PRNGKey(2))
+    lr = optax.cosine_decay_schedule(3e-2, 10) if with_schedule else 3e-2
+    opt = nd.optim.adam(lr)
+    state = opt.init(params)
+    tx = optax.adam(lr)
+    tx_state = tx.init(params)
+    ref = params
+    step = eqx.filter_jit(lambda p, s: opt.step(p, s, problem))
+    for _ in range(8):
+        params, state, _ = step(params, state)
+        grads = jax.grad(problem.value)(ref)
+        updates, tx_state = tx.update(grads, tx_state, ref)
+        ref = optax.apply_updates(ref, updates)
+    for k in params:
+        np.testing.assert_allclose(params[k], ref[k], rtol=2e-4, atol=1e-6)
+    counts = [x for x in jax.tree.leaves(state.opt_state) if jnp.issubdtype(x.dtype, jnp.integer)]
+    assert counts and all(int(c) == 8 for c in counts)

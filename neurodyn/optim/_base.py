@@ -68,7 +68,10 @@ def apply_direction(transform, opt_state, params, direction, trainable, ok):
     ok = ok & tree_all_finite(updates)
     new_dynamic = optax.apply_updates(dynamic, updates)
     new_dynamic = tree_select(ok, new_dynamic, dynamic)
-    arrays = eqx.is_inexact_array
+    # every array leaf of the optimizer state, integer step counts included (Adam's bias
+    # correction and optax schedules read them): an earlier version kept only the inexact
+    # leaves here, so those counts never advanced (see tests/test_optimizers.py)
+    arrays = eqx.is_array
     new_opt_state = tree_select(
         ok, eqx.filter(new_opt_state, arrays), eqx.filter(opt_state, arrays)
     )

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import math
+import numbers
 from collections.abc import Callable
+
+import jax.numpy as jnp
 
 from ._bptt import adam
 from ._fgd import fgd
@@ -20,6 +25,67 @@ _BUILDERS: dict[str, tuple[Callable, str]] = {
     "first-order-sofo": (first_order_sofo, "first-order SOFO (gradient projected on V)"),
     "force": (force, "batched FORCE: online recursive least squares on the readout"),
 }
+
+
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+"""Learning-rate schedules `from_config` builds from `lr_schedule`."""
+# keys of a hyperparameter dict that describe the learning-rate schedule
+SCHEDULE_KEYS = frozenset({"lr_schedule", "lr_decay_start", "lr_final"})
+
+
+def _fraction(value, name: str, *, upper_open: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a number; got {value!r}.")
+    value = float(value)
+    ok = math.isfinite(value) and 0 <= value and (value < 1 if upper_open else value <= 1)
+    if not ok:
+        bound = "[0, 1)" if upper_open else "[0, 1]"
+        raise ValueError(f"`{name}` must lie in {bound}; got {value}.")
+    return value
+
+
+def learning_rate_schedule(
+    learning_rate, n_iters: int, *, lr_schedule="constant", lr_decay_start=0.5, lr_final=0.1
+):
+    """The learning rate as a number (`lr_schedule="constant"`) or an optax schedule.
+
+    `"cosine"`: constant `learning_rate` for the first `lr_decay_start`·`n_iters`
+    iterations, then a cosine decay to `lr_final`·`learning_rate` at iteration `n_iters`
+    (and held there). A fixed step size leaves the parameters jittering at a level set by
+    the step size and the batch noise; the decay lets the last iterations settle (measured
+    on the reach task: `benchmarks/results/reach_results.md`).
+
+    **Raises:** `ValueError` naming the argument for an unknown schedule, fractions outside
+    [0, 1) (`lr_decay_start`) or [0, 1] (`lr_final`), or `n_iters` < 1.
+    """
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"`lr_schedule` must be one of {LR_SCHEDULES}; got {lr_schedule!r}.")
+    start = _fraction(lr_decay_start, "lr_decay_start", upper_open=True)
+    final = _fraction(lr_final, "lr_final", upper_open=False)
+    if lr_schedule == "constant":
+        return learning_rate
+    if isinstance(n_iters, bool) or not isinstance(n_iters, numbers.Integral) or n_iters < 1:
+        raise ValueError(f"`n_iters` must be an int >= 1 for a cosine schedule; got {n_iters!r}.")
+    return CosineDecay(float(learning_rate), int(n_iters), start, final)
+
+
+@dataclasses.dataclass(frozen=True)
+class CosineDecay:
+    """η(k) = η0 for k < s·n; then η_f + (η0 − η_f)·(1 + cos(π·(k − s·n)/(n − s·n)))/2 with
+    η_f = `final`·η0, held at η_f from iteration n on (an optax-style schedule with a stable
+    repr, so a resumed run recognises its own configuration)."""
+
+    learning_rate: float
+    n_iters: int
+    decay_start: float
+    final: float
+
+    def __call__(self, count):
+        first = int(round(self.decay_start * self.n_iters))
+        span = max(self.n_iters - first, 1)
+        progress = jnp.clip((jnp.asarray(count, jnp.float32) - first) / span, 0.0, 1.0)
+        lr0, lr_f = self.learning_rate, self.final * self.learning_rate
+        return lr_f + (lr0 - lr_f) * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
 
 
 def optimizer_names() -> dict[str, str]:
@@ -48,7 +114,10 @@ def from_config(name: str, **hyperparameters):
     """Build an optimizer by name from a hyperparameter dict.
 
     Keys that configure the training loop (`n_iters`, `batch_size`, ...) are ignored, so a
-    task's `hyperparameters(name)` dict can be passed as it is.
+    task's `hyperparameters(name)` dict can be passed as it is. `lr_schedule`
+    (`"constant"` or `"cosine"`), `lr_decay_start` and `lr_final` turn `learning_rate`
+    into a schedule over `n_iters` iterations (see
+    [`neurodyn.optim.learning_rate_schedule`][]); a cosine schedule needs `n_iters`.
 
     **Raises:** `ValueError` for an unknown name (listing the accepted ones) or an argument
     the optimizer does not take.
@@ -56,7 +125,25 @@ def from_config(name: str, **hyperparameters):
     if name not in _BUILDERS:
         raise ValueError(f"unknown optimizer {name!r}; accepted: {', '.join(_BUILDERS)}.")
     builder, _ = _BUILDERS[name]
-    hp = {k: v for k, v in hyperparameters.items() if k not in TRAINING_KEYS}
+    schedule = {k: v for k, v in hyperparameters.items() if k in SCHEDULE_KEYS}
+    hp = {
+        k: v
+        for k, v in hyperparameters.items()
+        if k not in TRAINING_KEYS and k not in SCHEDULE_KEYS
+    }
+    if schedule.get("lr_schedule", "constant") != "constant":
+        if "learning_rate" not in hp:
+            default = inspect.signature(builder).parameters.get("learning_rate")
+            if default is None or default.default is inspect.Parameter.empty:
+                raise ValueError(
+                    f"`lr_schedule` needs a `learning_rate`; optimizer {name!r} has none."
+                )
+            hp["learning_rate"] = default.default
+        hp["learning_rate"] = learning_rate_schedule(
+            hp["learning_rate"], hyperparameters.get("n_iters"), **schedule
+        )
+    elif schedule:
+        learning_rate_schedule(1.0, 1, **schedule)  # validate the keys even when constant
     accepted = _accepted(builder)
     unknown = sorted(set(hp) - accepted)
     if unknown:

@@ -220,7 +220,7 @@ def fit(
     if optimizer is None:
         from ..optim import from_config
 
-        optimizer = from_config("sofo", **task.hyperparameters("sofo"))
+        optimizer = from_config("sofo", **{**task.hyperparameters("sofo"), "n_iters": n_iters})
     if not isinstance(optimizer, AbstractOptimizer):
         raise TypeError(
             f"`optimizer` must be a neurodyn optimizer (nd.optim.*); got {type(optimizer)}."
