@@ -331,6 +331,27 @@ def test_targets_are_within_reach(cls, getkey):
     assert 0.05 < np.mean(far > 0.57) < 0.4
 
 
+@pytest.mark.parametrize("cls", [ReachTask, DoubleReachTask])
+def test_angle_margin_widens_training_targets_only(cls, getkey):
+    margin = 18.0
+    task = cls(angle_margin=margin, target_distribution="repo")
+    assert task.training_angle_range == (-36.0 - margin, 216.0 + margin)
+    batch = task.sample(key=getkey(), batch_size=20000)
+    name = "target" if cls is ReachTask else "target1"
+    target = np.asarray(batch.metadata[name])
+    phi = np.rad2deg(np.arctan2(*(target - CENTER).T[::-1]))
+    phi = np.where(phi < -90, phi + 360, phi)
+    # uniform on (-54, 234): extremes near the ends, and the share beyond the SPEC range
+    # matches 2·18/288 = 12.5 % (binomial std 0.23 % at 20000 draws)
+    assert -54 - 1e-6 <= phi.min() < -53.5 and 233.5 < phi.max() <= 234 + 1e-6
+    outside = np.mean((phi < -36) | (phi > 216))
+    assert abs(outside - 2 * margin / 288) < 0.01
+    # the canonical conditions stay on angle_range
+    expected = np.deg2rad(np.linspace(-36.0, 216.0, 8))
+    key = "angle" if cls is ReachTask else "angle1"
+    np.testing.assert_allclose(np.unique(task.conditions().metadata[key]), expected)
+
+
 def test_conditions_are_the_eight_directions():
     expected = np.deg2rad(np.linspace(-36.0, 216.0, 8))  # SPEC §3.4
     cond = ReachTask().conditions()
@@ -592,6 +613,10 @@ def test_task_bad_arguments():
         nd.tasks.get("reach", size="huge")
     with pytest.raises(ValueError, match="reachable"):
         ReachTask(radius_range=(0.8, 0.9))
+    with pytest.raises(ValueError, match="angle_margin"):
+        ReachTask(angle_margin=-5.0)
+    with pytest.raises(ValueError, match="angle_margin"):
+        DoubleReachTask(angle_margin=60.0)  # 252° + 120° > 360°
 
 
 @pytest.mark.slow
