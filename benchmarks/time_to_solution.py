@@ -170,6 +170,27 @@ def run_task(name, *, seeds, scale, adam_lrs, optimizers, log):
     }
 
 
+def merge_task(old: dict, new: dict, optimizers) -> dict:
+    """`new`'s runs of `optimizers` with `old`'s runs of the other optimizers (`--append`
+    with a subset of `--optimizers` reruns only those; the budgets must match)."""
+    if not math.isclose(old["budget_s"], new["budget_s"]):
+        raise SystemExit(
+            f"--append: {new['task']} was run with a {old['budget_s']:g} s budget, now "
+            f"{new['budget_s']:g} s; rerun every optimizer or match --budget-scale."
+        )
+    kept = [r for r in old["runs"] if r["optimizer"] not in optimizers]
+    if not kept:
+        return new
+    commands = [old.get("command"), new["command"]]
+    return {
+        **new,
+        "hyperparameters": {**old["hyperparameters"], **new["hyperparameters"]},
+        "adam_sweep": new["adam_sweep"] if "adam" in optimizers else old["adam_sweep"],
+        "runs": kept + new["runs"],
+        "command": " ; then ".join(c for c in commands if c),
+    }
+
+
 def _fmt(x, digits=4):
     return "∞" if not math.isfinite(x) else f"{x:.{digits}g}"
 
@@ -292,9 +313,10 @@ def main(argv=None) -> int:
         out.with_suffix(".md").write_text(text)
         print(text)
         return 0
-    results = []
+    results, previous = [], {}
     if args.append and out.with_suffix(".json").exists():
         results = json.loads(out.with_suffix(".json").read_text())["results"]
+        previous = {r["task"]: r for r in results if r["task"] in args.tasks}
         results = [r for r in results if r["task"] not in args.tasks]
     for name in args.tasks:
         print(f"== {name}", flush=True)
@@ -307,6 +329,8 @@ def main(argv=None) -> int:
             log=lambda s: print(s, flush=True),
         )
         res["command"] = command
+        if name in previous:
+            res = merge_task(previous[name], res, args.optimizers)
         results.append(res)
         plot(res, out.parent / f"{out.name}_{name}.png")
         text = table(results, command)  # rewritten after each task: partial runs keep results
