@@ -318,6 +318,13 @@ def main(argv=None) -> int:
         results = json.loads(out.with_suffix(".json").read_text())["results"]
         previous = {r["task"]: r for r in results if r["task"] in args.tasks}
         results = [r for r in results if r["task"] not in args.tasks]
+    for name, old in previous.items():
+        if not math.isclose(old["budget_s"], BUDGETS[name] * args.budget_scale):
+            parser.error(
+                f"--append: {name} was run with a {old['budget_s']:g} s budget, now "
+                f"{BUDGETS[name] * args.budget_scale:g} s; match --budget-scale or rerun "
+                "every optimizer without --append."
+            )
     for name in args.tasks:
         print(f"== {name}", flush=True)
         res = run_task(
