@@ -13,6 +13,7 @@ import neurodyn as nd
 from neurodyn.models import AbstractRecurrentModel, motor_rnn, rollout_problem, simulate
 from neurodyn.plants import MuscleArm, TwoJointArm, excitation_from_output
 from neurodyn.tasks import ClosedLoop, DoubleReachTask, ReachTask, reach_metrics
+from neurodyn.tasks._reach import _rollout_noiseless, _rollout_with_noise
 
 PLANTS = {"torque": TwoJointArm, "muscle": MuscleArm}
 # SPEC §3.4: the hand at rest, θ = (20°, 140°) with l1 = l2 = 0.3 m: (0, 0.6 sin 20°) ≈ (0, 0.2052)
@@ -546,6 +547,52 @@ def test_evaluate_reports_every_metric(getkey):
     }
     assert metrics["endpoint_error_cm"] == pytest.approx(20.0, abs=3.0)  # untrained: at rest
     assert task.success_criterion() == ("endpoint_error_cm", 2.0, "below")
+
+
+def test_confined_noise_is_all_or_nothing_at_the_extremes(getkey):
+    """Noise confined to every step is the noise itself; confined to no step, the rollout is
+    the noiseless one (rate noise η = 1, sensory noise 0)."""
+    task = ReachTask(plant="torque", sensory_noise=0.01)
+    model = task.default_model(key=getkey())
+    inputs = task.conditions().inputs
+    n, t = inputs.shape[:2]
+    noise = nd.models.batch_noise(model, getkey(), n, t)
+    every = jax.vmap(model.confine_noise)(noise, jnp.ones((n, t), bool))
+    for a, b in zip(jax.tree.leaves(every), jax.tree.leaves(noise)):
+        np.testing.assert_array_equal(a, b)
+    none = jax.vmap(model.confine_noise)(noise, jnp.zeros((n, t), bool))
+    np.testing.assert_allclose(
+        _rollout_with_noise(model, inputs, none), _rollout_noiseless(model, inputs), atol=1e-7
+    )
+    assert not np.allclose(
+        _rollout_with_noise(model, inputs, every), _rollout_noiseless(model, inputs), atol=1e-5
+    )
+
+
+def test_endpoint_scatter_by_phase(getkey):
+    task = ReachTask(plant="torque")
+    model = task.default_model(key=getkey())
+    # a network that moves the arm: a larger read-out than SPEC's tiny initial one
+    model = eqx.tree_at(lambda m: m.network.W_out, model, model.network.W_out * 30)
+    key = getkey()
+    phases = task.endpoint_scatter_by_phase(model, key=key, n_repeats=64)
+    assert list(phases) == ["all", "before go", "go to +0.2 s", "+0.2 s to +0.6 s", "after +0.6 s"]
+    # "all" is evaluate's scatter with the same noise draws
+    metrics = task.evaluate(model, key=key, n_trials=64 * 8)
+    assert phases["all"] == pytest.approx(metrics["endpoint_scatter_cm"], rel=1e-6)
+    assert phases["all"] > 0.1
+    # small noise acts linearly: the phases' variances add up to the whole (up to the
+    # sampling error of 64 repeats: ratios 0.94-1.05 over 4 seeds)
+    parts = sum(v**2 for k, v in phases.items() if k != "all")
+    assert parts == pytest.approx(phases["all"] ** 2, rel=0.15)
+    other = task.endpoint_scatter_by_phase(model, key=key, n_repeats=4, boundaries=(0.1,))
+    assert list(other) == ["all", "before +0.1 s", "after +0.1 s"]
+    with pytest.raises(ValueError, match="n_repeats"):
+        task.endpoint_scatter_by_phase(model, key=key, n_repeats=1)
+    with pytest.raises(ValueError, match="boundaries"):
+        task.endpoint_scatter_by_phase(model, key=key, boundaries=(0.6, 0.2))
+    with pytest.raises(ValueError, match="boundaries"):
+        task.endpoint_scatter_by_phase(model, key=key, boundaries=(0.015,))
 
 
 @pytest.mark.parametrize("cls", [ReachTask, DoubleReachTask])

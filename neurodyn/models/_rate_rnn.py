@@ -397,6 +397,25 @@ class RateRNN(AbstractRecurrentModel):
             noise["rate_next"] = eta[1:]
         return noise
 
+    def confine_noise(self, noise: dict[str, Array] | None, keep) -> dict[str, Array] | None:
+        """One trial's noise (from `sample_noise`) with every sample outside the steps where
+        `keep` (bool `[time]`) is True set to its neutral value: ξ = 0 and η = 1, so those
+        steps run as without noise. η of state s counts as step s's noise (`rate_next[t]` is
+        η of state t + 1, so it is kept where `keep[t + 1]` is; the last one with
+        `keep[-1]`). Used to find when in a trial the noise acts (e.g.
+        `ReachTask.endpoint_scatter_by_phase`)."""
+        if noise is None:
+            return None
+        keep = jnp.asarray(keep, bool)
+        keep_next = jnp.concatenate([keep[1:], keep[-1:]])
+        out = dict(noise)
+        if "process" in out:
+            out["process"] = jnp.where(keep[:, None], out["process"], 0.0)
+        if "rate_now" in out:
+            out["rate_now"] = jnp.where(keep[:, None], out["rate_now"], 1.0)
+            out["rate_next"] = jnp.where(keep_next[:, None], out["rate_next"], 1.0)
+        return out
+
     def rates(self, carry: Float[Array, " neuron"]) -> Float[Array, " neuron"]:
         """Noiseless firing rates φ(x)."""
         return self.activation(carry)

@@ -309,6 +309,26 @@ class ClosedLoop(AbstractRecurrentModel):
             return None
         return {"network": net_noise, "sensory": sensory}
 
+    def confine_noise(self, noise: dict[str, Any] | None, keep) -> dict[str, Any] | None:
+        """One trial's noise with the samples outside the steps where `keep` (bool `[time]`)
+        is True neutralised: the network's through its own `confine_noise`, the sensory
+        noise set to 0."""
+        if noise is None:
+            return None
+        keep = jnp.asarray(keep, bool)
+        network = noise.get("network")
+        if network is not None:
+            if not hasattr(self.network, "confine_noise"):
+                raise TypeError(
+                    f"{type(self.network).__name__} has no `confine_noise`: its noise cannot "
+                    "be confined to a window."
+                )
+            network = self.network.confine_noise(network, keep)
+        sensory = noise.get("sensory")
+        if sensory is not None:
+            sensory = jnp.where(keep[:, None], sensory, 0.0)
+        return {"network": network, "sensory": sensory}
+
     def step(
         self,
         carry: ClosedLoopState,

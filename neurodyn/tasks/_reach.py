@@ -20,6 +20,7 @@ import jax.random as jr
 import numpy as np
 
 from ..models import motor_rnn
+from ..models._base import batch_noise
 from ..optim import mse
 from ..plants import MuscleArm, TwoJointArm
 from ._base import (
@@ -496,6 +497,19 @@ def _rollout(model, inputs, key):
 
 
 @eqx.filter_jit
+def _rollout_with_noise(model, inputs, noise):
+    """Outputs `[B, T, ...]` of a per-trial model stepped with the given batch-first noise."""
+
+    def trial(u, n):
+        def body(carry, x):
+            return model.step(carry, x[0], x[1])
+
+        return jax.lax.scan(body, model.initial_state(), (u, n))[1]
+
+    return jax.vmap(trial)(inputs, noise)
+
+
+@eqx.filter_jit
 def _rollout_noiseless(model, inputs):
     """Outputs `[B, T, ...]` of a per-trial model stepped with `noise=None` (no noise)."""
 
@@ -860,12 +874,73 @@ class ReachTask(AbstractReachTask):
         outputs, batch = self.eval_outputs(model, key=key, n_trials=n_trials, noise=noise)
         return self.metrics_from_outputs(outputs, batch)
 
+    def endpoint_scatter_by_phase(
+        self, model, *, key, n_repeats: int = 64, boundaries=(0.0, 0.2, 0.6)
+    ) -> dict[str, float]:
+        """When in the trial the noise makes the endpoints scatter.
+
+        Runs each canonical condition `n_repeats` times with the same noise draws as
+        `evaluate(model, key=key, n_trials=n_repeats·n_conditions)`, but with the noise
+        confined to one phase of the trial (neutral everywhere else:
+        `model.confine_noise`), and returns the endpoint scatter (cm, as
+        `endpoint_scatter_cm`: root mean square spread about each condition's mean endpoint,
+        Bessel-corrected, averaged over conditions) per phase. The phases are cut at the go
+        cue plus each of `boundaries` (seconds, increasing, ≥ 0, whole network steps):
+        with the default (0, 0.2, 0.6), `"before go"`, `"go to +0.2 s"`, `"+0.2 to +0.6 s"`
+        and `"after +0.6 s"` (the scored hold); `"all"` is the noise everywhere (equal to
+        `evaluate`'s `endpoint_scatter_cm` with that key and number of trials).
+
+        If the effect of the noise is small enough to be linear, the phases' variances add
+        up: scatter_all² ≈ Σ scatter_phase².
+        """
+        n_repeats = check_positive_int(n_repeats, "n_repeats")
+        if n_repeats < 2:
+            raise ValueError(f"`n_repeats` must be >= 2 to measure a scatter; got {n_repeats}.")
+        edges = as_floats(boundaries)
+        if any(b < 0 for b in edges) or any(b2 <= b1 for b1, b2 in zip(edges, edges[1:])):
+            raise ValueError(
+                f"`boundaries` must be increasing seconds >= 0 after the go cue; got {edges}."
+            )
+        steps = [steps_of(b, self.network_dt, "boundaries") for b in edges]
+        conditions = self.conditions()
+        batch = jax.tree.map(lambda a: jnp.concatenate([a] * n_repeats, 0), conditions)
+        n_trials, n_steps = batch.inputs.shape[:2]
+        go = np.asarray(batch.metadata["go_cue"])
+        cuts = [np.zeros_like(go)] + [go + k for k in steps] + [np.full_like(go, n_steps)]
+        labels = _phase_labels(edges)
+        noise = batch_noise(model, jr.split(key)[0], n_trials, n_steps)
+        t = np.arange(n_steps)[None, :]
+        out = {}
+        windows = [("all", np.zeros_like(go), np.full_like(go, n_steps))]
+        windows += [(label, lo, hi) for label, lo, hi in zip(labels, cuts[:-1], cuts[1:])]
+        for label, lo, hi in windows:
+            keep = (t >= np.minimum(lo, n_steps)[:, None]) & (t < np.minimum(hi, n_steps)[:, None])
+            confined = jax.vmap(model.confine_noise)(noise, jnp.asarray(keep))
+            outputs = np.asarray(_rollout_with_noise(model, batch.inputs, confined), np.float64)
+            _, scatter = endpoint_bias_scatter(
+                outputs[:, -1, :2], batch.metadata["target"], batch.metadata["condition"]
+            )
+            out[label] = _mean(scatter)
+        return out
+
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]:
         """Recommended settings for `optimizer` at this size (paper: SPEC §3.5 / §4; CPU:
         tuned here, [PROPOSED])."""
         return select_hyperparameters(
             REACH_HYPERPARAMETERS[self.plant], self.size, optimizer, self.name
         )
+
+
+def _phase_labels(edges) -> list[str]:
+    """Names of the phases cut at the go cue + each of `edges` (seconds)."""
+
+    def at(b):
+        return "go" if b == 0 else f"+{b:g} s"
+
+    labels = [f"before {at(edges[0])}"]
+    labels += [f"{at(a)} to {at(b)}" for a, b in zip(edges, edges[1:])]
+    labels.append(f"after {at(edges[-1])}")
+    return labels
 
 
 def _size_defaults(size: str) -> dict[str, Any]:
