@@ -170,6 +170,10 @@ def run_task(name, *, seeds, scale, adam_lrs, optimizers, log):
     }
 
 
+def _done(results) -> set:
+    return {r["task"] for r in results}
+
+
 def merge_task(old: dict, new: dict, optimizers) -> dict:
     """`new`'s runs of `optimizers` with `old`'s runs of the other optimizers (`--append`
     with a subset of `--optimizers` reruns only those; the budgets must match)."""
@@ -340,10 +344,13 @@ def main(argv=None) -> int:
             res = merge_task(previous[name], res, args.optimizers)
         results.append(res)
         plot(res, out.parent / f"{out.name}_{name}.png")
-        text = table(results, command)  # rewritten after each task: partial runs keep results
+        # rewritten after each task; tasks still to rerun keep their old entry meanwhile, so
+        # an interrupted run loses nothing
+        pending = [previous[t] for t in args.tasks if t in previous and t not in _done(results)]
+        text = table(results + pending, command)
         out.with_suffix(".md").write_text(text)
         out.with_suffix(".json").write_text(
-            json.dumps({"machine": machine(), "results": results}, default=str) + "\n"
+            json.dumps({"machine": machine(), "results": results + pending}, default=str) + "\n"
         )
     print(text)
     return 0
