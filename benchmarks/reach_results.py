@@ -189,6 +189,12 @@ OLD_MACHINE = (
 )
 
 
+def _optimizer_label(record: dict) -> str:
+    """The optimizer's name; Adam rows from before the 2026-11-27 fix are marked adam†."""
+    name = record["optimizer"]
+    return f"{name}†" if name == "adam" and not record.get("adam_fixed") else name
+
+
 def table(records: list[dict], cli: list[dict]) -> str:
     machines = list(dict.fromkeys(r.get("machine", OLD_MACHINE) for r in records))
     lines = [
@@ -208,7 +214,9 @@ def table(records: list[dict], cli: list[dict]) -> str:
         "(`task.evaluate(model, noise=False)`: the controller's bias without the motor "
         "variability that the rate noise causes; — where not measured). "
         "Adam (BPTT) runs for the same training wall-clock as SOFO. Wall-clock excludes "
-        "compilation (separate column) and evaluation.",
+        "compilation (separate column) and evaluation. adam†: run before the fix of "
+        "2026-11-27, when Adam's bias correction stayed at its first step (its late steps "
+        "≈0.32× the stated learning rate; see docs/benchmarks.md).",
         "",
         "| machine | task | plant | optimizer | iterations | train s | compile s "
         "| endpoint error (cm) | bias / scatter (cm) | noiseless (cm) | within 2 cm "
@@ -240,7 +248,7 @@ def table(records: list[dict], cli: list[dict]) -> str:
         first = f"{first['iteration']} / {first['seconds']:.0f}" if first else "not reached"
         lines.append(
             f"| {machines.index(r.get('machine', OLD_MACHINE)) + 1} | "
-            f"{r['task']} | {r['plant']} | {r['optimizer']} | {r['iterations']} | "
+            f"{r['task']} | {r['plant']} | {_optimizer_label(r)} | {r['iterations']} | "
             f"{r['train_seconds']:.0f} | {r['compile_seconds']:.0f} | {err} | {split} | "
             f"{clean} | "
             f"{_fmt(f['fraction_within_2cm'])} | {peak} | {rt} | {first} |"
@@ -322,7 +330,11 @@ def main(argv=None) -> int:
                 )  # fmt: skip
                 save(args.save_dir, f"{task_name}_{plant}_adam", model)
                 rec_adam.update(
-                    task=task_name, plant=plant, n_params=model0.n_params, machine=machine()
+                    task=task_name,
+                    plant=plant,
+                    n_params=model0.n_params,
+                    machine=machine(),
+                    adam_fixed=True,  # Adam's step counts advance (fix of 2026-11-27)
                 )
                 new.append(rec_adam)
             records.extend(new)
