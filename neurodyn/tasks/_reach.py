@@ -486,7 +486,7 @@ class AbstractReachTask(AbstractTask):
             outputs = _rollout_noiseless(model, conditions.inputs)
             return np.asarray(outputs, np.float64), conditions
         repeats = self._n_repeats(conditions.batch_size, n_trials, default_repeats)
-        batch = jax.tree.map(lambda a: jnp.concatenate([a] * repeats, axis=0), conditions)
+        batch = _repeat(conditions, repeats)
         outputs = _rollout(model, batch.inputs, key)
         return np.asarray(outputs, np.float64), batch
 
@@ -496,9 +496,15 @@ def _rollout(model, inputs, key):
     return rollout_outputs(model, inputs, key=key)
 
 
+def _repeat(batch: Batch, n: int) -> Batch:
+    """`batch` repeated `n` times along the trial axis."""
+    return jax.tree.map(lambda a: jnp.concatenate([a] * n, axis=0), batch)
+
+
 @eqx.filter_jit
 def _rollout_with_noise(model, inputs, noise):
-    """Outputs `[B, T, ...]` of a per-trial model stepped with the given batch-first noise."""
+    """Outputs `[B, T, ...]` of a per-trial model stepped with the given batch-first noise
+    (`None`: no noise)."""
 
     def trial(u, n):
         def body(carry, x):
@@ -509,17 +515,9 @@ def _rollout_with_noise(model, inputs, noise):
     return jax.vmap(trial)(inputs, noise)
 
 
-@eqx.filter_jit
 def _rollout_noiseless(model, inputs):
     """Outputs `[B, T, ...]` of a per-trial model stepped with `noise=None` (no noise)."""
-
-    def trial(u):
-        def body(carry, u_t):
-            return model.step(carry, u_t, None)
-
-        return jax.lax.scan(body, model.initial_state(), u)[1]
-
-    return jax.vmap(trial)(inputs)
+    return _rollout_with_noise(model, inputs, None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -908,11 +906,13 @@ class ReachTask(AbstractReachTask):
             )
         steps = [steps_of(b, self.network_dt, "boundaries") for b in edges]
         conditions = self.conditions()
-        batch = jax.tree.map(lambda a: jnp.concatenate([a] * n_repeats, 0), conditions)
+        batch = _repeat(conditions, n_repeats)
         n_trials, n_steps = batch.inputs.shape[:2]
         go = np.asarray(batch.metadata["go_cue"])
         cuts = [np.zeros_like(go)] + [go + k for k in steps] + [np.full_like(go, n_steps)]
         labels = _phase_labels(edges)
+        # the noise draws of `evaluate` with this key (`rollout_problem` takes the first half
+        # of the split for the noise; the test of "all" against `evaluate` guards that)
         noise = batch_noise(model, jr.split(key)[0], n_trials, n_steps)
         t = np.arange(n_steps)[None, :]
         out = {}
