@@ -353,6 +353,29 @@ def test_angle_margin_widens_training_targets_only(cls, getkey):
     np.testing.assert_allclose(np.unique(task.conditions().metadata[key]), expected)
 
 
+@pytest.mark.parametrize("cls", [ReachTask, DoubleReachTask])
+def test_radius_margin_widens_training_targets_only(cls, getkey):
+    margin = 0.05
+    task = cls(radius_margin=margin, target_distribution="repo")
+    assert task.training_radius_range == pytest.approx((0.15, 0.55))
+    batch = task.sample(key=getkey(), batch_size=20000)
+    name = "target" if cls is ReachTask else "target1"
+    r = np.linalg.norm(np.asarray(batch.metadata[name]) - CENTER, axis=-1)
+    # uniform on (0.15, 0.55): extremes near the ends, and the share below the SPEC range
+    # matches 0.05/0.4 = 12.5 % (binomial std 0.23 % at 20000 draws)
+    assert 0.15 - 1e-6 <= r.min() < 0.152 and 0.548 < r.max() <= 0.55 + 1e-6
+    assert abs(np.mean(r < 0.2) - margin / 0.4) < 0.01
+    # the canonical conditions stay at eval_radii
+    key = "radius" if cls is ReachTask else "radius1"
+    np.testing.assert_allclose(task.conditions().metadata[key], 0.2)
+    # with the default "reachable" distribution the short reaches (always within reach) are
+    # never redrawn, so their share is at least the margin's 12.5 %
+    kept = cls(radius_margin=margin).sample(key=getkey(), batch_size=20000)
+    r = np.linalg.norm(np.asarray(kept.metadata[name]) - CENTER, axis=-1)
+    assert 0.15 - 1e-6 <= r.min() < 0.152
+    assert np.mean(r < 0.2) > margin / 0.4 - 0.01
+
+
 def test_conditions_are_the_eight_directions():
     expected = np.deg2rad(np.linspace(-36.0, 216.0, 8))  # SPEC §3.4
     cond = ReachTask().conditions()
@@ -664,6 +687,10 @@ def test_task_bad_arguments():
         ReachTask(angle_margin=-5.0)
     with pytest.raises(ValueError, match="angle_margin"):
         DoubleReachTask(angle_margin=60.0)  # 252° + 120° > 360°
+    with pytest.raises(ValueError, match="radius_margin"):
+        ReachTask(radius_margin=-0.01)
+    with pytest.raises(ValueError, match="radius_margin"):
+        DoubleReachTask(radius_margin=0.2)  # 0.2 - 0.2 m: no positive radius left
 
 
 @pytest.mark.slow
