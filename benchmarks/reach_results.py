@@ -36,6 +36,7 @@ import jax.random as jr
 import numpy as np
 
 import neurodyn as nd
+from neurodyn._config import parse_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, make_step  # noqa: E402
@@ -50,11 +51,26 @@ def noiseless_metrics(task, model) -> dict[str, float]:
     return {f"noiseless_{k}": v for k, v in task.evaluate(model, noise=False).items()}
 
 
-def train(task, model, name, hp, *, n_iters, key, eval_every=None, time_budget=None, log=print):
+def train(
+    task,
+    model,
+    name,
+    hp,
+    *,
+    n_iters,
+    key,
+    eval_every=None,
+    time_budget=None,
+    eval_trials=None,
+    log=print,
+):
     """Train; evaluate at iterations (SOFO: every `eval_every`) or, with `time_budget`, at the
     same fractions of the budget. Returns the final model and a record."""
     batch_size = hp["batch_size"]
-    opt = nd.optim.from_config(name, **{k: v for k, v in hp.items() if k not in TRAINING_KEYS})
+    opt_hp = {k: v for k, v in hp.items() if k not in TRAINING_KEYS}
+    if hp.get("lr_schedule", "constant") != "constant":
+        opt_hp["n_iters"] = n_iters  # a schedule runs over the planned iterations
+    opt = nd.optim.from_config(name, **opt_hp)
     trainable = model.trainable()
     state = opt.init(model, trainable)
     step = make_step(task, opt, batch_size, trainable)
@@ -69,7 +85,7 @@ def train(task, model, name, hp, *, n_iters, key, eval_every=None, time_budget=N
     next_eval_time = None if time_budget is None else time_budget / 10
 
     def evaluate(it):
-        metrics = task.evaluate(model, key=eval_key)
+        metrics = task.evaluate(model, key=eval_key, n_trials=eval_trials)
         metrics.update(noiseless_metrics(task, model))
         curve.append((it, spent, metrics))
         log(
@@ -117,6 +133,12 @@ def train(task, model, name, hp, *, n_iters, key, eval_every=None, time_budget=N
         {"iteration": first["iteration"], "seconds": first["seconds"]} if first else None
     )
     return model, record
+
+
+def _suffix(label: str) -> str:
+    """A file-name-safe suffix for a labelled setting."""
+    safe = "".join(c if c.isalnum() else "_" for c in label).strip("_")
+    return f"_{safe}" if safe else ""
 
 
 def save(directory, name, model) -> None:
@@ -169,11 +191,14 @@ def load_jsonl(path) -> tuple[list[dict], list[dict]]:
         if r.get("kind") == "cli":
             cli[r["command"]] = r
         else:
-            runs[(r["task"], r["plant"], r["optimizer"])] = r
+            runs[(r["task"], r["plant"], r["optimizer"], r.get("label", ""))] = r
     order = {"reach": 0, "double-reach": 1, "torque": 0, "muscle": 1, "sofo": 0, "adam": 1}
     records = sorted(
         runs.values(),
-        key=lambda r: tuple(order.get(r[k], 9) for k in ("task", "plant", "optimizer")),
+        key=lambda r: (
+            r.get("label", ""),
+            *(order.get(r[k], 9) for k in ("task", "plant", "optimizer")),
+        ),
     )
     return records, list(cli.values())
 
@@ -195,6 +220,14 @@ def _optimizer_label(record: dict) -> str:
     return f"{name}†" if name == "adam" and not record.get("adam_fixed") else name
 
 
+def _task_cell(record: dict) -> str:
+    """The task, with the setting's label and the evaluation repeats when not the default."""
+    extra = [record["label"]] if record.get("label") else []
+    if record.get("eval_repeats"):
+        extra.append(f"{record['eval_repeats']} repeats")
+    return record["task"] + (f" ({'; '.join(extra)})" if extra else "")
+
+
 def table(records: list[dict], cli: list[dict]) -> str:
     machines = list(dict.fromkeys(r.get("machine", OLD_MACHINE) for r in records))
     lines = [
@@ -206,7 +239,8 @@ def table(records: list[dict], cli: list[dict]) -> str:
         "",
         "Endpoint error: |hand − target| at the end of each reach's scored window, mean over "
         "the canonical conditions (single reach: the 8 directions linspace(−36°, 216°, 8) at "
-        "r = 0.2 m, 4 noisy repeats; double reach: the 64 ordered direction pairs at 0.2 m). "
+        "r = 0.2 m, 4 noisy repeats unless the row says otherwise; double reach: the 64 "
+        "ordered direction pairs at 0.2 m). "
         '"bias / scatter": the single reach\'s endpoint error split per condition into '
         "|mean endpoint − target| and the root mean square distance of the repeats from "
         "their mean (`endpoint_bias_cm`, `endpoint_scatter_cm`). "
@@ -248,7 +282,7 @@ def table(records: list[dict], cli: list[dict]) -> str:
         first = f"{first['iteration']} / {first['seconds']:.0f}" if first else "not reached"
         lines.append(
             f"| {machines.index(r.get('machine', OLD_MACHINE)) + 1} | "
-            f"{r['task']} | {r['plant']} | {_optimizer_label(r)} | {r['iterations']} | "
+            f"{_task_cell(r)} | {r['plant']} | {_optimizer_label(r)} | {r['iterations']} | "
             f"{r['train_seconds']:.0f} | {r['compile_seconds']:.0f} | {err} | {split} | "
             f"{clean} | "
             f"{_fmt(f['fraction_within_2cm'])} | {peak} | {rt} | {first} |"
@@ -285,6 +319,23 @@ def main(argv=None) -> int:
         metavar="SECONDS",
         help="skip SOFO; train Adam for SECONDS of training time (e.g. a SOFO row's train s)",
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="GROUP.KEY=VALUE",
+        help="override a task argument (task.angle_margin=18) or a SOFO / Adam hyperparameter "
+        "(sofo.n_tangents=128, sofo.lr_schedule=cosine, adam.batch_size=64); repeatable",
+    )
+    p.add_argument(
+        "--label", default="", help="names the setting in the table (rows are kept per label)"
+    )
+    p.add_argument(
+        "--eval-repeats",
+        type=int,
+        default=None,
+        help="noisy repeats of each canonical condition per evaluation (default: the task's)",
+    )
     p.add_argument("--cli", action="store_true", help="also time `neurodyn fit TASK`")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-dir", default=None, help="save the trained models here (.eqx)")
@@ -298,6 +349,14 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.adam_only is not None and (args.no_adam or args.adam_only <= 0):
         p.error("--adam-only SECONDS needs SECONDS > 0 and cannot be combined with --no-adam")
+    overrides = {"task": {}, "sofo": {}, "adam": {}}
+    for item in args.set:
+        path, value = parse_assignment(item)
+        if len(path) != 2 or path[0] not in overrides:
+            p.error(f"--set takes task.KEY=VALUE, sofo.KEY=VALUE or adam.KEY=VALUE; got {item!r}")
+        overrides[path[0]][path[1]] = value
+    if args.eval_repeats is not None and args.eval_repeats < 2:
+        p.error("--eval-repeats must be >= 2 (the scatter needs two repeats)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.table_only:
         records, cli = load_jsonl(args.jsonl)
@@ -307,34 +366,46 @@ def main(argv=None) -> int:
     records, cli = [], []
     for task_name in args.tasks:
         for plant in args.plants:
-            task = nd.tasks.get(task_name, plant=plant)
+            task = nd.tasks.get(task_name, plant=plant, **overrides["task"])
+            n_conditions = task.conditions().inputs.shape[0]
+            eval_trials = None if args.eval_repeats is None else args.eval_repeats * n_conditions
             key = jr.PRNGKey(args.seed)
             model0 = task.default_model(key=jr.fold_in(key, 0))
             print(f"{task_name} / {plant}: P = {model0.n_params}", flush=True)
-            hp = task.hyperparameters("sofo")
+            hp = {**task.hyperparameters("sofo"), **overrides["sofo"]}
+            hp_adam = {**task.hyperparameters("adam"), **overrides["adam"]}
             n_iters = args.sofo_iters or hp["n_iters"]
+            setting = {
+                "label": args.label,
+                "overrides": overrides,
+                "eval_repeats": args.eval_repeats,
+            }
             new = []
             if args.adam_only is None:
                 model, rec = train(
                     task, model0, "sofo", hp, n_iters=n_iters, key=jr.fold_in(key, 1),
-                    eval_every=args.eval_every,
+                    eval_every=args.eval_every, eval_trials=eval_trials,
                 )  # fmt: skip
-                save(args.save_dir, f"{task_name}_{plant}_sofo", model)
-                rec.update(task=task_name, plant=plant, n_params=model0.n_params, machine=machine())
+                save(args.save_dir, f"{task_name}_{plant}_sofo{_suffix(args.label)}", model)
+                rec.update(
+                    task=task_name, plant=plant, n_params=model0.n_params, machine=machine(),
+                    **setting,
+                )  # fmt: skip
                 new.append(rec)
             budget = args.adam_only if args.adam_only is not None else new[0]["train_seconds"]
             if not args.no_adam:
                 model, rec_adam = train(
-                    task, model0, "adam", task.hyperparameters("adam"), n_iters=0,
-                    key=jr.fold_in(key, 1), time_budget=budget,
+                    task, model0, "adam", hp_adam, n_iters=0,
+                    key=jr.fold_in(key, 1), time_budget=budget, eval_trials=eval_trials,
                 )  # fmt: skip
-                save(args.save_dir, f"{task_name}_{plant}_adam", model)
+                save(args.save_dir, f"{task_name}_{plant}_adam{_suffix(args.label)}", model)
                 rec_adam.update(
                     task=task_name,
                     plant=plant,
                     n_params=model0.n_params,
                     machine=machine(),
                     adam_fixed=True,  # Adam's step counts advance (fix of 2026-11-27)
+                    **setting,
                 )
                 new.append(rec_adam)
             records.extend(new)

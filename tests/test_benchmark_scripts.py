@@ -1,0 +1,60 @@
+"""The benchmark scripts' bookkeeping (their measurements run outside the test suite)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name):
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
+
+
+def _record(optimizer, error, label="", **extra):
+    final = {
+        "endpoint_error_cm": error,
+        "noiseless_endpoint_error_cm": error / 2,
+        "endpoint_bias_cm": 1.0,
+        "endpoint_scatter_cm": 2.0,
+        "fraction_within_2cm": 0.5,
+        "peak_speed_cm_s": 70.0,
+        "reaction_time_ms": 60.0,
+    }
+    return {
+        "task": "reach", "plant": "torque", "optimizer": optimizer, "label": label,
+        "iterations": 10, "train_seconds": 1.0, "compile_seconds": 1.0, "final": final,
+        "first_below_2cm": None, "machine": "test machine", **extra,
+    }  # fmt: skip
+
+
+def test_reach_results_keeps_one_row_per_setting(tmp_path):
+    rr = _load("reach_results")
+    path = tmp_path / "runs.jsonl"
+    lines = [
+        _record("sofo", 3.0),
+        _record("sofo", 1.8, label="K=128, margins", eval_repeats=64, adam_fixed=True),
+        _record("sofo", 2.9),  # newer run of the default setting replaces the first
+        _record("adam", 2.5, label="K=128, margins", adam_fixed=True),
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    records, cli = rr.load_jsonl(path)
+    assert [(r["optimizer"], r.get("label"), r["final"]["endpoint_error_cm"]) for r in records] == [
+        ("sofo", "", 2.9),
+        ("sofo", "K=128, margins", 1.8),
+        ("adam", "K=128, margins", 2.5),
+    ]
+    text = rr.table(records, cli)
+    assert "| reach | torque | sofo | 10 |" in text
+    assert "| reach (K=128, margins; 64 repeats) | torque | sofo |" in text
+    assert "| reach (K=128, margins) | torque | adam |" in text
+    assert rr._suffix("K=128, margins 18°/0.05 m") == "_K_128__margins_18__0_05_m"
+    assert rr._suffix("") == ""
