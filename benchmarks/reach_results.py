@@ -221,8 +221,13 @@ def _optimizer_label(record: dict) -> str:
 
 
 def _task_cell(record: dict) -> str:
-    """The task, with the setting's label and the evaluation repeats when not the default."""
-    extra = [record["label"]] if record.get("label") else []
+    """The task, with the setting's label (SOFO rows; other optimizers share only the task's
+    overrides, listed instead) and the evaluation repeats when not the default."""
+    task_overrides = (record.get("overrides") or {}).get("task") or {}
+    if record["optimizer"] != "sofo" and record.get("label"):
+        extra = [", ".join(f"{k}={v}" for k, v in task_overrides.items())] if task_overrides else []
+    else:
+        extra = [record["label"]] if record.get("label") else []
     if record.get("eval_repeats"):
         extra.append(f"{record['eval_repeats']} repeats")
     return record["task"] + (f" ({'; '.join(extra)})" if extra else "")

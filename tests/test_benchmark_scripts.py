@@ -43,7 +43,13 @@ def test_reach_results_keeps_one_row_per_setting(tmp_path):
         _record("sofo", 3.0),
         _record("sofo", 1.8, label="K=128, margins", eval_repeats=64, adam_fixed=True),
         _record("sofo", 2.9),  # newer run of the default setting replaces the first
-        _record("adam", 2.5, label="K=128, margins", adam_fixed=True),
+        _record(
+            "adam",
+            2.5,
+            label="K=128, margins",
+            adam_fixed=True,
+            overrides={"task": {"angle_margin": 18}, "sofo": {"n_tangents": 128}, "adam": {}},
+        ),  # fmt: skip
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in lines))
     records, cli = rr.load_jsonl(path)
@@ -55,6 +61,7 @@ def test_reach_results_keeps_one_row_per_setting(tmp_path):
     text = rr.table(records, cli)
     assert "| reach | torque | sofo | 10 |" in text
     assert "| reach (K=128, margins; 64 repeats) | torque | sofo |" in text
-    assert "| reach (K=128, margins) | torque | adam |" in text
+    # the Adam row shares only the task's overrides with the labelled SOFO setting
+    assert "| reach (angle_margin=18) | torque | adam |" in text
     assert rr._suffix("K=128, margins 18°/0.05 m") == "_K_128__margins_18__0_05_m"
     assert rr._suffix("") == ""
