@@ -6,7 +6,8 @@
 For each canonical target of the single reach (CPU size: 8 directions at r = 0.2 m) a
 sequence of controls, one per network step (10 ms, held over the arm's 5 substeps of 2 ms,
 as in the closed loop), is optimised directly with Adam — no network and no noise — on the
-task's own loss: 0.01 · 4 · Σ (|hand − target|² + |hand velocity|²) over the hold, which starts
+task's own loss: (10/T) · 4 · Σ (|hand − target|² + |hand velocity|²) over the hold (T = the
+trial's network steps, the task's scale), which starts
 0.6 s after the start of the movement. Muscle excitations are sigmoid(z), so in (0, 1); torques
 are z itself. The result bounds what any controller can do: if the best open-loop sequence
 misses a target, the plant is the limit there; if it does not, the controller is.
@@ -56,7 +57,7 @@ def optimise(task, *, hold: float, n_steps: int, lr: float):
     def loss(z, target):
         out = rollout(z)
         err = jnp.sum((out[:, :2] - target) ** 2, -1) + jnp.sum(out[:, 2:] ** 2, -1)
-        return 0.01 * task.hold_weight * jnp.sum(weight * err)
+        return 10.0 / task.n_steps * task.hold_weight * jnp.sum(weight * err)
 
     opt = optax.adam(lr)
 

@@ -369,6 +369,7 @@ def main(argv=None) -> int:
         print(table(records, cli))
         return 0
     records, cli = [], []
+    setting = {"label": args.label, "overrides": overrides, "eval_repeats": args.eval_repeats}
     for task_name in args.tasks:
         for plant in args.plants:
             task = nd.tasks.get(task_name, plant=plant, **overrides["task"])
@@ -380,11 +381,6 @@ def main(argv=None) -> int:
             hp = {**task.hyperparameters("sofo"), **overrides["sofo"]}
             hp_adam = {**task.hyperparameters("adam"), **overrides["adam"]}
             n_iters = args.sofo_iters or hp["n_iters"]
-            setting = {
-                "label": args.label,
-                "overrides": overrides,
-                "eval_repeats": args.eval_repeats,
-            }
             new = []
             if args.adam_only is None:
                 model, rec = train(

@@ -697,7 +697,7 @@ class ReachTask(AbstractReachTask):
        6.5 and −4.8 N·m at rest, and the trained muscle arm misses the lower-left targets
        most. The arm itself can reach them: excitation sequences optimised open loop for
        each canonical target (no network, no noise; `benchmarks/muscle_open_loop.py`) end
-       0.34 cm from the 216° target and ≤ 0.05 cm from the other seven, after 0.6 s of
+       0.34 cm from the 216° target and ≤ 0.06 cm from the other seven, after 0.6 s of
        movement and 0.6 s of hold. The limit is the controller, not the plant;
     2. training is slower per iteration (the muscle model in the substeps), and from SPEC's
        torque-sized read-out the arm starts limp (the gate's slope is 0 at a = 0), which
