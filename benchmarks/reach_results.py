@@ -61,11 +61,14 @@ def train(
     key,
     eval_every=None,
     time_budget=None,
+    max_seconds=None,
     eval_trials=None,
     log=print,
 ):
     """Train; evaluate at iterations (SOFO: every `eval_every`) or, with `time_budget`, at the
-    same fractions of the budget. Returns the final model and a record."""
+    same fractions of the budget. `max_seconds` stops an iteration-counted run early once its
+    training time reaches it (a schedule still runs over `n_iters`). Returns the final model
+    and a record."""
     batch_size = hp["batch_size"]
     opt_hp = {k: v for k, v in hp.items() if k not in TRAINING_KEYS}
     if hp.get("lr_schedule", "constant") != "constant":
@@ -97,6 +100,8 @@ def train(
 
     while True:
         if time_budget is None and it >= n_iters:
+            break
+        if max_seconds is not None and spent >= max_seconds:
             break
         if time_budget is not None and spent >= time_budget:
             break
@@ -316,6 +321,14 @@ def main(argv=None) -> int:
     p.add_argument("--plants", nargs="+", default=["torque", "muscle"])
     p.add_argument("--sofo-iters", type=int, default=None, help="default: the task's n_iters")
     p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument(
+        "--sofo-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop SOFO once its training time reaches SECONDS, before --sofo-iters if need be "
+        "(a schedule still runs over --sofo-iters); Adam then gets SOFO's actual time",
+    )
     p.add_argument("--no-adam", action="store_true")
     p.add_argument(
         "--adam-only",
@@ -360,6 +373,8 @@ def main(argv=None) -> int:
         if len(path) != 2 or path[0] not in overrides:
             p.error(f"--set takes task.KEY=VALUE, sofo.KEY=VALUE or adam.KEY=VALUE; got {item!r}")
         overrides[path[0]][path[1]] = value
+    if args.sofo_budget is not None and args.sofo_budget <= 0:
+        p.error("--sofo-budget SECONDS needs SECONDS > 0")
     if args.eval_repeats is not None and args.eval_repeats < 2:
         p.error("--eval-repeats must be >= 2 (the scatter needs two repeats)")
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -386,6 +401,7 @@ def main(argv=None) -> int:
                 model, rec = train(
                     task, model0, "sofo", hp, n_iters=n_iters, key=jr.fold_in(key, 1),
                     eval_every=args.eval_every, eval_trials=eval_trials,
+                    max_seconds=args.sofo_budget,
                 )  # fmt: skip
                 save(args.save_dir, f"{task_name}_{plant}_sofo{_suffix(args.label)}", model)
                 rec.update(
