@@ -73,6 +73,7 @@ def measure(method: str, n_steps: int, batch_size: int, n_tangents: int) -> dict
         "argument_bytes": int(analysis.argument_size_in_bytes),
         "output_bytes": int(analysis.output_size_in_bytes),
         "peak_rss_mib": _rss_mib() - rss0,
+        "device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}",
     }
 
 
@@ -128,10 +129,14 @@ def main(argv=None) -> int:
 
 
 def format_table(rows, args) -> str:
+    devices = sorted({r["device"] for r in rows if "device" in r})
+    device = f", JAX device {' / '.join(devices)}" if devices else ""
     lines = [
         f"Kalman task (N = 100), batch {args.batch_size}, SOFO K = {args.n_tangents}, float32; "
-        f"{platform.machine()}, {os.cpu_count()} CPUs. Command: `python benchmarks/memory.py "
-        f"--batch-size {args.batch_size} --n-tangents {args.n_tangents}`.",
+        f"{platform.machine()}, {os.cpu_count()} CPUs{device}. Command: "
+        "`python benchmarks/memory.py "
+        f"--batch-size {args.batch_size} --n-tangents {args.n_tangents} --horizons "
+        f"{' '.join(str(t) for t in args.horizons)}`.",
         "",
         "| method | T | XLA temp (MiB) | arguments (MiB) | peak RSS increase (MiB) |",
         "|---|---|---|---|---|",
