@@ -120,6 +120,28 @@ def test_sofo_direction_through_an_optax_transform():
         np.testing.assert_allclose(params[k], p_ref[k], rtol=1e-9, atol=1e-12)
 
 
+def test_sofo_momentum_is_heavy_ball():
+    """`momentum=β` is the heavy-ball trace m ← βm + Δ, θ ← θ − ηm (written out by hand here,
+    without optax), which the docs describe: a persistent direction moves up to 1/(1 − β)
+    further."""
+    params = rnn_params(jr.PRNGKey(1))
+    problem = teacher_problem(jr.PRNGKey(2))
+    opt = nd.optim.sofo(learning_rate=0.1, n_tangents=6, damping=1e-2, momentum=0.9)
+    state = opt.init(params)
+    p_ref = params
+    m = jax.tree.map(jnp.zeros_like, params)
+    for key in jr.split(jr.PRNGKey(8), 3):
+        params, state, _ = opt.step(params, state, problem, key=key)
+        v = nd.sample_tangents(key, p_ref, 6)
+        _, d, _ = nd.value_and_sofo_grad_scan(problem.step, problem.loss, damping=1e-2)(
+            p_ref, v, problem.carry0, problem.xs
+        )
+        m = jax.tree.map(lambda a, b: 0.9 * a + b, m, d)
+        p_ref = jax.tree.map(lambda p, a: p - 0.1 * a, p_ref, m)
+    for k in params:
+        np.testing.assert_allclose(params[k], p_ref[k], rtol=1e-9, atol=1e-12)
+
+
 def test_fgd_is_unbiased():
     """E[ĝ] = g: the mean of many FGD estimates approaches the exact gradient."""
     params = rnn_params(jr.PRNGKey(1))

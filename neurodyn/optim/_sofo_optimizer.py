@@ -64,7 +64,10 @@ class SOFO(AbstractOptimizer):
     - `damping`: λ ≥ 0. `damping_mode`: `"relative"` (γ = λ·max eig), `"absolute"` (γ = λ)
       or `"none"`.
     - `tangents`: `"normalized"` (default), `"gaussian"` or `"orthonormal"`.
-    - `momentum`, `weight_decay`: added to the default SGD transform.
+    - `momentum`, `weight_decay`: added to the default SGD transform. `momentum=β` is
+      `optax.sgd`'s heavy-ball trace (m ← βm + Δ, θ ← θ − ηm): a persistent component of
+      Δ moves up to 1/(1 − β) times further. It broke the loss stall of the muscle-arm reach
+      (β = 0.9; see the how-to "Choose K and the damping").
     - `transform`: an `optax.GradientTransformation` replacing the default SGD chain.
     - `adaptive_damping`: Levenberg–Marquardt adaptation of λ (SPEC §2.6): after each step the
       loss on the same batch is re-evaluated (one extra forward pass) and compared with the
