@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -140,6 +141,22 @@ def test_always_non_finite_stops_with_a_clear_error():
             eval_every=0,
             max_retries=2,
         )
+
+
+@pytest.mark.parametrize("name", ["sofo", "adam"])
+def test_a_dead_network_stops_with_a_clear_error(task, name):
+    """All weights zero: the hidden state stays 0 and the read-out is 0, so the output does
+    not depend on any parameter (exact zero gradient) while the loss stays positive. `fit`
+    stops after `zero_gradient_patience` such steps instead of running on unchanged."""
+    model = task.default_model(key=jr.PRNGKey(1))
+    model = jax.tree.map(jnp.zeros_like, model)
+    kwargs = dict(n_iters=30, batch_size=8, key=jr.PRNGKey(2), progress=False, eval_every=0)
+    with pytest.raises(FitError, match="exactly zero for 5 iterations"):
+        nd.fit(model, task, OPTIMIZERS[name](), zero_gradient_patience=5, log_every=1, **kwargs)
+    result = nd.fit(model, task, OPTIMIZERS[name](), zero_gradient_patience=None, **kwargs)
+    assert all(r == 0 for r in result.history["vg_norm" if name == "sofo" else "grad_norm"].values)
+    with pytest.raises(ValueError, match="zero_gradient_patience"):
+        nd.fit(model, task, OPTIMIZERS[name](), zero_gradient_patience=0, **kwargs)
 
 
 def test_bad_arguments(task):

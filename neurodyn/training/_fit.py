@@ -171,6 +171,7 @@ def fit(
     callbacks: Sequence[Callable] = (),
     max_retries: int = 5,
     retry_damping_factor: float = 10.0,
+    zero_gradient_patience: int | None = 50,
     config: dict | None = None,
 ) -> FitResult:
     """Train `model` on `task` with `optimizer`.
@@ -200,6 +201,12 @@ def fit(
       rejected (parameters untouched) and retried with fresh keys and, for SOFO, the damping
       multiplied by the factor per retry; after `max_retries` failures training stops with
       a `FitError`.
+    - `zero_gradient_patience`: stop with a `FitError` after this many consecutive accepted
+      steps whose gradient (SOFO: its projection Vᵀg; BPTT: ∇L) is exactly zero, i.e. the
+      loss no longer depends on the parameters and no optimizer can move them again: a
+      network whose units are all silent, or whose outputs sit where the read-out map passes
+      no gradient (the muscle arm's `tanh(relu(z))` for every muscle: z ≤ 0, or z ≳ 8 where
+      float32's tanh is exactly 1). `None` never stops.
     - `config`: a JSON-able description of the run, stored in checkpoints.
 
     **Returns:** a [`neurodyn.training.FitResult`][].
@@ -217,6 +224,8 @@ def fit(
             raise ValueError("`checkpoint_every` needs a `checkpoint_dir`.")
     if resume and checkpoint_dir is None:
         raise ValueError("`resume=True` needs the `checkpoint_dir` of the run to resume.")
+    if zero_gradient_patience is not None:
+        _check_int(zero_gradient_patience, "zero_gradient_patience", 1)
     if optimizer is None:
         from ..optim import from_config
 
@@ -286,6 +295,7 @@ def fit(
     )
     t0 = time.perf_counter() - elapsed_before
     pending: list[tuple[int, dict]] = []
+    zero_run = 0  # consecutive accepted steps with an exactly zero gradient
     try:
         for it in range(start_iter + 1, n_iters + 1):
             model, opt_state, info = train_step(model, opt_state, jr.fold_in(key, it), task)
@@ -309,6 +319,22 @@ def fit(
                 for cb in callbacks:
                     cb(it, new_records, model)
                 failed = [r for r in new_records if not r["finite"]]
+                for r in new_records:
+                    norm = r.get("vg_norm", r.get("grad_norm"))
+                    dead = r["finite"] and norm == 0.0 and r["loss"] > 0
+                    zero_run = zero_run + 1 if dead else 0
+                    if zero_gradient_patience is not None and zero_run >= zero_gradient_patience:
+                        raise FitError(
+                            f"iteration {r['iteration']}: the gradient has been exactly zero "
+                            f"for {zero_run} iterations (loss {r['loss']:.4g}): the loss no "
+                            "longer depends on the parameters, so no optimizer can move them "
+                            "again. The network's units are all silent, or its outputs sit "
+                            "where the read-out map passes no gradient (the muscle arm's "
+                            "excitation tanh(relu(z)) at z <= 0, or z > 8 where float32's tanh "
+                            "is exactly 1, for every muscle). Restart "
+                            "from an earlier checkpoint or from scratch with a smaller "
+                            "learning rate, more damping or less momentum."
+                        )
                 if failed:
                     r = failed[0]
                     raise FitError(
