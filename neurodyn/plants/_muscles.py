@@ -68,7 +68,9 @@ def excitation_from_output(z: Float[ArrayLike, "*shape"]) -> Float[Array, "*shap
     initialised with small read-out weights starts near `u = 0` and leaves the arm at rest,
     instead of co-contracting every muscle at `u = 0.5`. The slope is 1 at `z = 0⁺` and the
     map saturates smoothly below 1 (SPEC §3.4b §5: "a bounded non-negative map"). Like a
-    ReLU it passes no gradient for `z < 0`.
+    ReLU it passes no gradient for `z < 0`, and in float32 none for `z ≳ 8` either (tanh
+    rounds to 1 there): a network whose outputs all end up in those two regions can no
+    longer be trained, which `nd.fit` detects (`zero_gradient_patience`).
 
     **Arguments:**
 
