@@ -331,9 +331,9 @@ def fit(
                             "again. The network's units are all silent, or its outputs sit "
                             "where the read-out map passes no gradient (the muscle arm's "
                             "excitation tanh(relu(z)) at z <= 0, or z > 8 where float32's tanh "
-                            "is exactly 1, for every muscle). Restart "
-                            "from an earlier checkpoint or from scratch with a smaller "
-                            "learning rate, more damping or less momentum."
+                            "is exactly 1, for every muscle). Restart from an earlier "
+                            "checkpoint or from scratch with a smaller learning rate, more "
+                            "damping or less momentum."
                         )
                 if failed:
                     r = failed[0]
