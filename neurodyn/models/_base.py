@@ -24,8 +24,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 
-from ..optim import RecurrentProblem, count_params
-from ..optim._problem import scan_steps
+from ..optim import RecurrentProblem, count_params, scan_steps
 
 
 class AbstractRecurrentModel(eqx.Module):

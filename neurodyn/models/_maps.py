@@ -16,11 +16,11 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._validation import check_choice, check_real, check_size
 from ..optim import count_params
 from ._activations import resolve_activation
 from ._base import AbstractRecurrentModel
 from ._init import normal_blocks
-from ._validation import check_choice, check_real, check_size
 
 
 class LorenzMap(AbstractRecurrentModel):

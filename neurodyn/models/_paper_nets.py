@@ -16,10 +16,10 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
+from .._validation import check_real, check_size, check_time_constants
 from ._base import AbstractRecurrentModel
 from ._init import normal_blocks, uniform_blocks
 from ._rate_rnn import RateRNN
-from ._validation import check_real, check_size, check_time_constants
 
 
 class KalmanRNNState(NamedTuple):

@@ -13,6 +13,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from .._validation import check_choice, check_real, check_size, check_time_constants
 from ._activations import resolve_activation
 from ._base import AbstractRecurrentModel
 from ._constraints import (
@@ -24,7 +25,6 @@ from ._constraints import (
     scale_to_spectral_radius,
 )
 from ._init import normal_blocks
-from ._validation import check_choice, check_real, check_size, check_time_constants
 
 PARAMETER_NAMES: tuple[str, ...] = ("W", "W_in", "b", "W_out", "b_out", "x0")
 """Names of the parameters a `RateRNN` may train (those `frozen=` accepts)."""

@@ -20,6 +20,7 @@ from ._problem import FeedforwardProblem as FeedforwardProblem
 from ._problem import RecurrentProblem as RecurrentProblem
 from ._problem import scan_steps as scan_steps
 from ._registry import LR_SCHEDULES as LR_SCHEDULES
+from ._registry import TRAINING_KEYS as TRAINING_KEYS
 from ._registry import from_config as from_config
 from ._registry import learning_rate_schedule as learning_rate_schedule
 from ._registry import optimizer_names as optimizer_names

@@ -14,6 +14,7 @@ the parameters and the state untouched and reports `finite = False`.
 from __future__ import annotations
 
 import abc
+import numbers
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -39,6 +40,33 @@ class AbstractOptimizer(eqx.Module):
     def step(
         self, params: Any, state: Any, problem: Any, *, key, trainable: Any = None
     ) -> tuple[Any, Any, dict]: ...
+
+    guards_steps: ClassVar[bool] = True
+    """Whether `nd.fit` may reject a finite step that raised the loss on its own batch (see
+    `fit`'s `max_loss_increase`). False for optimizers whose reported loss is not the loss
+    of the parameters before the step (FORCE's online loss)."""
+
+    cheap_loss_check: ClassVar[bool] = False
+    """Whether one more forward pass is cheap next to a step (the tangent methods, whose
+    step costs about K forward passes); `nd.fit` then checks by default that a step did not
+    raise the loss (`max_loss_increase="auto"`)."""
+
+    def retry_state(self, state: Any, scale: jax.Array) -> Any:
+        """The state a retried attempt starts from, after `tries` rejected attempts, with
+        `scale` = `retry_damping_factor`**tries (default: unchanged)."""
+        del scale
+        return state
+
+    def accepted_state(self, before: Any, after: Any) -> Any:
+        """The state kept once a (possibly retried) step is accepted (default: `after`)."""
+        del before
+        return after
+
+    def learning_rate_at(self, state: Any) -> Any:
+        """The learning rate the next step from `state` uses, or None when the optimizer
+        does not know it (a user-supplied optax transform)."""
+        del state
+        return None
 
 
 def tree_all_finite(tree) -> jax.Array:
@@ -136,14 +164,40 @@ def draw_tangents(key, params, n_tangents, kind, trainable):
     return sample_tangents(key, params, n_tangents, kind, trainable=trainable)
 
 
-def check_learning_rate(learning_rate) -> None:
+def _is_real_scalar(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, numbers.Real):
+        return True
+    dtype = getattr(value, "dtype", None)  # a 0-d jax or numpy array
+    return (
+        getattr(value, "ndim", None) == 0
+        and dtype is not None
+        and jnp.issubdtype(dtype, jnp.number)
+        and not jnp.issubdtype(dtype, jnp.complexfloating)
+    )
+
+
+def check_learning_rate(learning_rate, name: str = "learning_rate") -> None:
+    """A finite number > 0 or a schedule (a callable of the step count)."""
     if callable(learning_rate):
         return
-    try:
-        lr = float(learning_rate)
-    except (TypeError, ValueError):
+    if not _is_real_scalar(learning_rate):
         raise TypeError(
-            f"`learning_rate` must be a number or an optax schedule; got {learning_rate!r}."
-        ) from None
+            f"`{name}` must be a number or an optax schedule; got "
+            f"{type(learning_rate).__name__} {learning_rate!r}."
+        )
+    lr = float(learning_rate)
     if not lr > 0 or lr != lr or lr == float("inf"):
-        raise ValueError(f"`learning_rate` must be a finite number > 0; got {learning_rate!r}.")
+        raise ValueError(f"`{name}` must be a finite number > 0; got {learning_rate!r}.")
+
+
+def check_optional_fraction(value, name: str) -> None:
+    """`None` or a number in [0, 1) (momentum, weight decay)."""
+    if value is None:
+        return
+    if not _is_real_scalar(value):
+        raise TypeError(f"`{name}` must be a number in [0, 1) or None; got {value!r}.")
+    v = float(value)
+    if not (0 <= v < 1):
+        raise ValueError(f"`{name}` must be a number in [0, 1) or None; got {value!r}.")

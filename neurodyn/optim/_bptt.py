@@ -9,7 +9,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ._base import AbstractOptimizer, apply_direction, check_problem, trainable_params
+from ._base import (
+    AbstractOptimizer,
+    _is_real_scalar,
+    apply_direction,
+    check_learning_rate,
+    check_optional_fraction,
+    check_problem,
+    trainable_params,
+)
 from ._tangents import split_trainable
 
 
@@ -40,6 +48,10 @@ class BPTT(AbstractOptimizer):
                 "`transform` must be an optax.GradientTransformation, e.g. optax.adam(1e-3); "
                 f"got {type(self.transform).__name__}."
             )
+
+    def learning_rate_at(self, state):
+        del state
+        return self.learning_rate
 
     def init(self, params, trainable=None):
         return BPTTState(
@@ -74,7 +86,16 @@ def bptt(transform=None) -> BPTT:
 
 
 def adam(learning_rate=1e-3, *, eps=1e-8, b1=0.9, b2=0.999, remat: bool = False) -> BPTT:
-    """BPTT + Adam (β1 = 0.9, β2 = 0.999, ε = 1e-8 by default; SPEC §2.8)."""
+    """BPTT + Adam (β1 = 0.9, β2 = 0.999, ε = 1e-8 by default; SPEC §2.8).
+
+    **Raises:** `TypeError`/`ValueError` naming a learning rate that is not a positive
+    number or schedule, or `eps`, `b1`, `b2` outside their ranges.
+    """
+    check_learning_rate(learning_rate)
+    if not _is_real_scalar(eps) or not float(eps) >= 0:
+        raise ValueError(f"`eps` must be a number >= 0; got {eps!r}.")
+    for name, beta in (("b1", b1), ("b2", b2)):
+        check_optional_fraction(beta, name)
     return BPTT(
         transform=optax.adam(learning_rate, b1=b1, b2=b2, eps=eps),
         remat=remat,

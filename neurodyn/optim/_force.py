@@ -72,6 +72,7 @@ class FORCE(AbstractOptimizer):
 
     alpha: float = 1.0
     name: ClassVar[str] = "force"
+    guards_steps: ClassVar[bool] = False  # its loss is the online loss, not the loss before
 
     def __check_init__(self):
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)):
@@ -81,14 +82,22 @@ class FORCE(AbstractOptimizer):
 
     @staticmethod
     def _check_model(params):
-        from ..models import RateRNN
-
-        if not isinstance(params, RateRNN):
+        """FORCE needs a readout, not a particular class: a network with a linear readout
+        `W_out` (neuron × output, no bias, read from every unit), `n_neurons` and
+        `rates(state)` — a [`neurodyn.models.RateRNN`][] built with `readout_bias=False`."""
+        needed = ("W_out", "n_neurons", "rates")
+        missing = [name for name in needed if not hasattr(params, name)]
+        if missing:
             raise TypeError(
-                "FORCE trains the linear readout `W_out` of a neurodyn.models.RateRNN (e.g. "
-                f"nd.models.reservoir_rnn); got {type(params).__name__}."
+                "FORCE trains the linear readout `W_out` of a network with `W_out`, "
+                "`n_neurons` and `rates(state)` (a neurodyn.models.RateRNN, e.g. "
+                f"nd.models.reservoir_rnn); got {type(params).__name__}, which lacks "
+                f"{', '.join(missing)}."
             )
-        if params.b_out is not None or params.readout_from != "all":
+        if (
+            getattr(params, "b_out", None) is not None
+            or getattr(params, "readout_from", "all") != "all"
+        ):
             raise ValueError(
                 "FORCE needs a plain linear readout: build the RateRNN with "
                 "readout_bias=False and readout_from='all'."

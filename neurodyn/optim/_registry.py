@@ -15,8 +15,8 @@ from ._fgd import fgd
 from ._force import force
 from ._sofo_optimizer import SOFO, FirstOrderSOFO, first_order_sofo, sofo
 
-# keys of a task's hyperparameter dict that configure the loop, not the optimizer
 TRAINING_KEYS = frozenset({"n_iters", "batch_size", "eval_every", "log_every", "eval_trials"})
+"""Keys of a task's hyperparameter dict that configure the training loop, not the optimizer."""
 
 _BUILDERS: dict[str, tuple[Callable, str]] = {
     "sofo": (sofo, "SOFO: second-order forward-mode (damped Gauss-Newton in a random subspace)"),

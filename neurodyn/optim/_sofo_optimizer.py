@@ -14,6 +14,7 @@ from ._base import (
     apply_direction,
     check_learning_rate,
     check_n_tangents,
+    check_optional_fraction,
     draw_tangents,
     forward_terms,
     trainable_params,
@@ -100,6 +101,7 @@ class SOFO(AbstractOptimizer):
 
     name: ClassVar[str] = "sofo"
     uses_tangents: ClassVar[bool] = True
+    cheap_loss_check: ClassVar[bool] = True
 
     def __check_init__(self):
         if self.transform is None:
@@ -114,6 +116,8 @@ class SOFO(AbstractOptimizer):
         if self.n_tangents < 1:
             raise ValueError(f"`n_tangents` must be >= 1; got {self.n_tangents}.")
         check_damping(self.damping, self.damping_mode)
+        check_optional_fraction(self.momentum, "momentum")
+        check_optional_fraction(self.weight_decay, "weight_decay")
         if self.tangents not in TANGENT_KINDS:
             raise ValueError(f"`tangents` must be one of {TANGENT_KINDS}; got {self.tangents!r}.")
         if self.damping_mode not in DAMPING_MODES:  # pragma: no cover - checked above
@@ -128,6 +132,21 @@ class SOFO(AbstractOptimizer):
         if self.transform is not None:
             return self.transform
         return _sgd_chain(self.learning_rate, self.momentum, self.weight_decay)
+
+    def retry_state(self, state, scale):
+        """A retried step uses the damping × `scale` (more damping: a shorter, safer step)."""
+        return state._replace(damping=state.damping * jnp.asarray(scale, state.damping.dtype))
+
+    def accepted_state(self, before, after):
+        """The damping returns to its value before the retries unless it adapts."""
+        if self.adaptive_damping:
+            return after
+        return after._replace(damping=before.damping)
+
+    def learning_rate_at(self, state):
+        if self.transform is not None:
+            return None
+        return _learning_rate_at(self.learning_rate, state.count)
 
     def init(self, params, trainable=None) -> SOFOState:
         check_n_tangents(self.n_tangents, params, trainable)
@@ -212,10 +231,12 @@ class FirstOrderSOFO(AbstractOptimizer):
 
     name: ClassVar[str] = "first-order-sofo"
     uses_tangents: ClassVar[bool] = True
+    cheap_loss_check: ClassVar[bool] = True
 
     def __check_init__(self):
         if self.transform is None:
             check_learning_rate(self.learning_rate)
+        check_optional_fraction(self.momentum, "momentum")
         if self.tangents not in TANGENT_KINDS:
             raise ValueError(f"`tangents` must be one of {TANGENT_KINDS}; got {self.tangents!r}.")
         if isinstance(self.n_tangents, bool) or not isinstance(self.n_tangents, int):
@@ -223,6 +244,11 @@ class FirstOrderSOFO(AbstractOptimizer):
 
     def _transform(self):
         return self.transform or _sgd_chain(self.learning_rate, self.momentum, None)
+
+    def learning_rate_at(self, state):
+        if self.transform is not None:
+            return None
+        return _learning_rate_at(self.learning_rate, state.count)
 
     def _scale(self, vg, n_params):
         del n_params

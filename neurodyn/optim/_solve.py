@@ -31,7 +31,14 @@ def check_damping(damping, damping_mode: str) -> None:
     """Trace-time validation of the damping arguments."""
     if damping_mode not in DAMPING_MODES:
         raise ValueError(f"`damping_mode` must be one of {DAMPING_MODES}; got {damping_mode!r}.")
-    if isinstance(damping, (int, float, np.floating, np.integer)) and not isinstance(damping, bool):
+    if isinstance(damping, bool) or not (
+        isinstance(damping, (int, float, np.floating, np.integer))
+        or getattr(damping, "ndim", None) == 0  # a traced or concrete 0-d array
+    ):
+        raise TypeError(
+            f"`damping` must be a number >= 0; got {type(damping).__name__} {damping!r}."
+        )
+    if isinstance(damping, (int, float, np.floating, np.integer)):
         if not np.isfinite(damping) or damping < 0:
             raise ValueError(f"`damping` must be a finite number >= 0; got {damping!r}.")
 

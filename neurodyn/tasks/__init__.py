@@ -6,6 +6,7 @@ from ._base import AbstractTask as AbstractTask
 from ._base import Batch as Batch
 from ._base import available as available
 from ._base import get as get
+from ._base import options as options
 from ._base import register as register
 from ._closed_loop import CONTROL_MAPS as CONTROL_MAPS
 from ._closed_loop import FEEDBACK_CHANNELS as FEEDBACK_CHANNELS

@@ -150,6 +150,20 @@ def get(name: str, *, size: Size = "cpu", **overrides) -> AbstractTask:
     return builder(size, **overrides) if builder is not None else cls(**overrides)
 
 
+def options(name: str) -> tuple[str, ...]:
+    """The option names task `name` accepts as overrides in [`neurodyn.tasks.get`][]
+    (its constructor's fields, `size` excepted).
+
+    **Raises:** `ValueError` naming the accepted tasks.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown task {name!r}; accepted: {', '.join(sorted(_REGISTRY))}.")
+    cls = _REGISTRY[name]
+    if not dataclasses.is_dataclass(cls):  # pragma: no cover - every task is an eqx.Module
+        return ()
+    return tuple(f.name for f in dataclasses.fields(cls) if f.init and f.name != "size")
+
+
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
     """Trace-time check for integer task arguments."""
     if isinstance(value, bool) or not isinstance(value, (int, jnp.integer)):

@@ -120,7 +120,9 @@ def load_mnist(path):
 
     Pixels are scaled to [0, 1] and flattened to 784. Nothing is downloaded.
 
-    **Raises:** `FileNotFoundError` naming the files looked for.
+    **Raises:** `FileNotFoundError` naming the files looked for; `ValueError` naming the
+    file and the array for non-numeric, NaN or infinite values, labels that are not
+    non-negative integers, or images and labels that differ in number.
     """
     path = Path(os.path.expanduser(str(path)))
     if path.is_file() and path.suffix == ".npz":
@@ -146,11 +148,23 @@ def load_mnist(path):
     out = []
     for name in ("x_train", "y_train", "x_test", "y_test"):
         a = arrays[name]
+        if not np.issubdtype(a.dtype, np.number):
+            raise ValueError(f"{path}: `{name}` must hold numbers; got dtype {a.dtype}.")
+        if not np.all(np.isfinite(a)):
+            bad = int(np.sum(~np.isfinite(a)))
+            raise ValueError(f"{path}: `{name}` holds {bad} NaN or infinite values.")
         if name.startswith("x"):
             a = (a.reshape(a.shape[0], -1) / 255.0).astype(np.float32)
         else:
+            if np.any(a != np.round(a)) or np.any(a < 0):
+                raise ValueError(f"{path}: `{name}` must hold class labels (integers >= 0).")
             a = a.astype(np.int32)
         out.append(a)
+    if out[0].shape[0] != out[1].shape[0] or out[2].shape[0] != out[3].shape[0]:
+        raise ValueError(
+            f"{path}: images and labels differ in number: x_train {out[0].shape[0]} / "
+            f"y_train {out[1].shape[0]}, x_test {out[2].shape[0]} / y_test {out[3].shape[0]}."
+        )
     return tuple(out)
 
 
