@@ -3,9 +3,10 @@
 File layout: one JSON header line, then the history as JSON bytes, then the
 `eqx.tree_serialise_leaves` bytes of `(model, optimizer state, key data)`. The header records
 the format version, the software versions, the iteration, the run configuration, the byte
-lengths and a SHA-256 of everything after the header, so a truncated or corrupted file is
-recognised and named, never silently loaded. Files are written to a temporary name, fsynced
-and renamed (`os.replace`), so a crash mid-write leaves the previous checkpoint intact.
+lengths and a SHA-256 of the rest of the header and everything after it, so a truncated,
+corrupted or edited file is recognised and named, never silently loaded. Files are written to
+a temporary name, fsynced and renamed (`os.replace`), so a crash mid-write leaves the previous
+checkpoint intact.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ import jax
 import numpy as np
 
 FORMAT = "neurodyn-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2: the SHA-256 covers the header (all but its `sha256` field) and the payload;
+version 1 (read too) covered the payload only."""
+READABLE_VERSIONS = (1, 2)
 _NAME = re.compile(r"^ckpt_(\d{8})\.eqx$")
 
 
@@ -58,6 +62,26 @@ def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
     if not d.is_dir():
         return []
     return sorted(p for p in d.iterdir() if _NAME.match(p.name))
+
+
+_TEMP = re.compile(r"^\..+\.tmp-\d+$")
+
+
+def is_temp_file(name: str) -> bool:
+    """Whether `name` is the temporary name of an atomic write (`.NAME.tmp-PID`)."""
+    return bool(_TEMP.match(name))
+
+
+def remove_stale_temp_files(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files an interrupted atomic write left in `directory` (one
+    process writes a run folder, so any such file is stale); return them."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    stale = [p for p in d.iterdir() if p.is_file() and is_temp_file(p.name)]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -116,8 +140,8 @@ def save_checkpoint(
         "config": config,
         "history_bytes": len(history_bytes),
         "state_bytes": len(state_bytes),
-        "sha256": hashlib.sha256(payload).hexdigest(),
     }
+    header["sha256"] = _digest(header, payload)
     data = json.dumps(header).encode() + b"\n" + payload
     path = checkpoint_path(directory, iteration)
     atomic_write_bytes(path, data)
@@ -126,6 +150,13 @@ def save_checkpoint(
         if old != path:
             old.unlink(missing_ok=True)
     return path
+
+
+def _digest(header: dict, payload: bytes) -> str:
+    """SHA-256 of the header (without its `sha256` field, keys sorted) and the payload."""
+    fields = {k: v for k, v in header.items() if k != "sha256"}
+    text = json.dumps(fields, sort_keys=True, allow_nan=True).encode()
+    return hashlib.sha256(text + b"\n" + payload).hexdigest()
 
 
 def read_header(path: str | os.PathLike) -> tuple[dict, bytes]:
@@ -142,19 +173,30 @@ def read_header(path: str | os.PathLike) -> tuple[dict, bytes]:
         header = None
     if not sep or not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a neurodyn checkpoint (bad header).")
-    if header.get("format_version") != FORMAT_VERSION:
+    version = header.get("format_version")
+    if version not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"{path} has checkpoint format version {header.get('format_version')}; this "
-            f"neurodyn reads version {FORMAT_VERSION}."
+            f"{path} has checkpoint format version {version}; this neurodyn reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}."
         )
-    expected = header["history_bytes"] + header["state_bytes"]
+    try:
+        expected = int(header["history_bytes"]) + int(header["state_bytes"])
+        iteration = header["iteration"]
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{path} is not a neurodyn checkpoint (bad header).") from None
+    if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 0:
+        raise CheckpointError(f"{path} is corrupt: bad iteration {iteration!r} in its header.")
     if len(payload) != expected:
         raise CheckpointError(
             f"{path} is truncated: {len(payload)} bytes of data where the header announces "
             f"{expected}."
         )
-    if hashlib.sha256(payload).hexdigest() != header["sha256"]:
-        raise CheckpointError(f"{path} is corrupt: its SHA-256 does not match its header.")
+    digest = _digest(header, payload) if version >= 2 else hashlib.sha256(payload).hexdigest()
+    if digest != header.get("sha256"):
+        raise CheckpointError(
+            f"{path} is corrupt: its SHA-256 does not match its contents (header or data "
+            "changed after it was written)."
+        )
     return header, payload
 
 
