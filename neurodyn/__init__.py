@@ -15,6 +15,7 @@ from . import analysis as analysis
 from . import models as models
 from . import optim as optim
 from . import plants as plants
+from . import runs as runs
 from . import tasks as tasks
 from . import training as training
 from .optim import sample_tangents as sample_tangents

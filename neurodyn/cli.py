@@ -15,24 +15,23 @@ the traceback instead).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from ._config import (
-    TRAINING_DEFAULTS,
+from .runs import (
     ConfigError,
-    merge,
-    parse_assignment,
+    check_config,
+    check_out,
+    differences,
+    prepare_out,
     read_toml,
-    set_path,
-    to_toml,
+    resolve_config,
+    run_fit,
+    user_settings,
 )
+from .runs._config import set_path
 
 EXIT_USAGE = 2
 
@@ -68,118 +67,61 @@ def _flag_overrides(args) -> dict:
     return out
 
 
-def resolve_config(task_name: str | None, args, base: dict | None = None) -> dict:
-    """Defaults from the task < base (a saved run) < config file < flags < --set."""
-    from . import tasks
-
-    user = base or {}
-    if getattr(args, "config", None):
-        user = merge(user, read_toml(args.config))
-    user = merge(user, _flag_overrides(args))
-    for item in getattr(args, "set", None) or []:
-        path, value = parse_assignment(item)
-        if path[0] == "task" and len(path) > 1:  # --set task.plant=torque: a task option
-            path = ["task_options", *path[1:]]
-        set_path(user, path, value)
-    if isinstance(user.get("task"), dict):
-        user["task_options"] = merge(user.get("task_options", {}), user.pop("task"))
-    name = task_name or user.get("task")
-    if not name:
-        raise ConfigError("no task given (as the TASK argument or `task = ...` in the config).")
-    if user.get("task") not in (None, name):
-        raise ConfigError(f"the config file is for task {user['task']!r}, not {name!r}.")
-    size = user.get("size", "cpu")
-    opt_name = user.get("optimizer", {}).get("name", "sofo")
-    from .optim import optimizer_names
-
-    if opt_name not in optimizer_names():
-        raise ConfigError(
-            f"unknown optimizer {opt_name!r}; accepted: {', '.join(optimizer_names())}."
-        )
-    task_options = dict(user.get("task_options", {}))
-    task = tasks.get(name, size=size, **task_options)
-    try:
-        hp = dict(task.hyperparameters(opt_name))
-    except (KeyError, ValueError) as err:
-        raise ConfigError(
-            f"task {name!r} has no hyperparameters for optimizer {opt_name!r}: {err}"
-        ) from None
-    from .optim._registry import TRAINING_KEYS
-
-    defaults = {
-        "task": name,
-        "size": size,
-        "seed": 0,
-        "optimizer": {"name": opt_name, **{k: v for k, v in hp.items() if k not in TRAINING_KEYS}},
-        "training": {**TRAINING_DEFAULTS, **{k: v for k, v in hp.items() if k in TRAINING_KEYS}},
-    }
-    user = {k: v for k, v in user.items() if k not in ("task", "task_options")}
-    config = merge(defaults, user)
-    config["task_options"] = task_options
+def _resolve(task_name, args, base=None) -> dict:
+    """The validated configuration of a command, with its task, model and optimizer built
+    once (so that every mistake surfaces before a folder is made or changed)."""
+    config = resolve_config(
+        task_name,
+        base=base,
+        file=getattr(args, "config", None),
+        flags=_flag_overrides(args),
+        sets=getattr(args, "set", None) or (),
+    )
+    check_config(config)
     return config
 
 
-def build(config: dict):
-    """(task, model, optimizer) from a resolved configuration."""
-    import jax.random as jr
+def _check_resume(out: Path, args) -> dict:
+    """The configuration to resume the run in `out` with, after checking that nothing but
+    `training.n_iters` changes and that a usable checkpoint exists."""
+    from .training import list_checkpoints, read_header
 
-    from . import optim, tasks
-
-    task = tasks.get(
-        config["task"], size=config.get("size", "cpu"), **config.get("task_options", {})
+    check_out(out, resume=True)
+    base = read_toml(out / "config.toml")
+    saved = resolve_config(args.task, base=base)
+    asked = user_settings(
+        file=getattr(args, "config", None), flags=_flag_overrides(args), sets=args.set or ()
     )
-    opt_cfg = dict(config["optimizer"])
-    name = opt_cfg.pop("name")
-    optimizer = optim.from_config(name, n_iters=int(config["training"]["n_iters"]), **opt_cfg)
-    model = task.default_model(key=jr.fold_in(jr.PRNGKey(int(config["seed"])), 0))
-    return task, model, optimizer
-
-
-# ------------------------------------------------------------------ run directories
-
-
-def _prepare_out(out: Path, resume: bool, force: bool) -> None:
-    if resume and force:
-        raise UsageError("--resume and --force exclude each other.")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder.")
-    nonempty = out.exists() and any(out.iterdir())
-    if nonempty and not (resume or force):
+    diffs = differences(saved, asked, only_now=True)
+    if diffs:
         raise UsageError(
-            f"output folder {out} is not empty; pass --resume to continue that run or --force "
-            "to overwrite it."
+            f"--resume: these settings differ from the run in {out}: "
+            + "; ".join(diffs)
+            + ". Resume with the run's own settings (only --iters may grow), or start a new "
+            "run in another --out."
         )
-    if resume and not (out / "config.toml").exists():
-        raise UsageError(f"--resume: {out} holds no run (no config.toml).")
-    if nonempty and force:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
-
-def _device_description() -> dict:
-    import jax
-
-    dev = jax.devices()[0]
-    return {
-        "platform": dev.platform,
-        "device_kind": getattr(dev, "device_kind", ""),
-        "n_devices": jax.device_count(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-    }
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    from .training._checkpoint import atomic_write_bytes
-
-    atomic_write_bytes(path, text.encode())
-
-
-def write_history(history, path: Path) -> None:
-    from .analysis import save
-
-    save(history, path)
+    config = _resolve(args.task, args, base=base)
+    ckpts = list_checkpoints(out / "checkpoints")
+    if not ckpts:
+        raise UsageError(
+            f"--resume: {out / 'checkpoints'} holds no checkpoint (the run stopped before its "
+            "first one); start it again with --force."
+        )
+    header, _ = read_header(ckpts[-1])
+    done = header["iteration"]
+    n_iters = config["training"]["n_iters"]
+    if n_iters < done:
+        raise UsageError(
+            f"--resume: the run has done {done} iterations; --iters must be >= {done} "
+            f"(got {n_iters})."
+        )
+    schedule = config["optimizer"].get("lr_schedule", "constant")
+    if schedule != "constant" and n_iters != saved["training"]["n_iters"]:
+        raise UsageError(
+            f"--resume: the run's {schedule} learning-rate schedule spans its "
+            f"{saved['training']['n_iters']} iterations; it cannot be extended to {n_iters}."
+        )
+    return config
 
 
 def _print_metrics(metrics: dict[str, float], stream=None) -> None:
@@ -190,95 +132,43 @@ def _print_metrics(metrics: dict[str, float], stream=None) -> None:
     print("\nfinal metrics", file=stream)
     print("-" * (width + 16), file=stream)
     for k, v in metrics.items():
-        print(f"{k:<{width}}  {v:>12.6g}", file=stream)
+        shown = "n/a" if v is None else f"{v:>12.6g}"
+        print(f"{k:<{width}}  {shown:>12}", file=stream)
 
 
-def run_fit(
-    config: dict, out: Path, *, resume: bool = False, progress: bool = True, export: bool = True
-) -> dict:
-    """Train as configured, writing the run folder; return the run summary (run.json)."""
-    import jax.random as jr
+def _success_line(config: dict, metrics: dict) -> str | None:
+    """`endpoint_error 1.8 cm: below the success level 2 (reached)`, or None."""
+    from .runs import build_task
 
-    from . import fit
-
-    task, model, optimizer = build(config)
-    training = config["training"]
-    seed = int(config["seed"])
-    key = jr.PRNGKey(seed)
-    checkpoint_every = training.get("checkpoint_every") or max(1, training["n_iters"] // 10)
-    if not resume:
-        _atomic_text(out / "config.toml", to_toml(config))
-    t0 = time.perf_counter()
-    result = fit(
-        model,
-        task,
-        optimizer,
-        n_iters=int(training["n_iters"]),
-        batch_size=int(training["batch_size"]),
-        key=jr.fold_in(key, 1),
-        eval_every=training.get("eval_every"),
-        log_every=int(training.get("log_every") or 10),
-        checkpoint_dir=out / "checkpoints",
-        checkpoint_every=int(checkpoint_every),
-        resume=resume,
-        progress=progress,
-        config=config,
-    )
-    train_seconds = time.perf_counter() - t0
-    write_history(result.history, out / "history.nc")
-    from . import __version__
-    from .training._checkpoint import software_versions
-
-    summary = {
-        "neurodyn": __version__,
-        "versions": software_versions(),
-        "command": " ".join(["neurodyn", *sys.argv[1:]]) if sys.argv else "",
-        "task": config["task"],
-        "size": config.get("size", "cpu"),
-        "optimizer": config["optimizer"]["name"],
-        "seed": seed,
-        "n_params": int(result.history.attrs.get("n_params", 0)),
-        "device": _device_description(),
-        "timings": {
-            "train_seconds": train_seconds,
-            "iterations": int(result.iterations),
-            "median_seconds_per_iteration": _median_step(result.history),
-        },
-        "final_metrics": result.final_metrics,
-        "final_loss": float(result.history["loss"].values[-1]) if result.iterations else None,
-    }
-    outputs = {"config": "config.toml", "history": "history.nc", "checkpoints": "checkpoints/"}
-    if export:
-        from .analysis import export_run
-
-        t1 = time.perf_counter()
-        outputs.update(
-            export_run(out, result.model, task, key=jr.fold_in(key, 2), history=result.history)
-        )
-        summary["timings"]["export_seconds"] = time.perf_counter() - t1
-    summary["outputs"] = outputs
-    _atomic_text(out / "run.json", json.dumps(summary, indent=2, default=str) + "\n")
-    return summary
-
-
-def _median_step(history) -> float | None:
-    import numpy as np
-
-    if "wall_time" not in history or history.sizes.get("iteration", 0) < 2:
+    criterion = build_task(
+        config["task"], config.get("size", "cpu"), config.get("task_options", {})
+    ).success_criterion()
+    if criterion is None or criterion[0] not in metrics:
         return None
-    return float(np.median(np.diff(history["wall_time"].values)))
+    name, level, direction = criterion
+    value = metrics[name]
+    ok = value <= level if direction == "below" else value >= level
+    verdict = "reached" if ok else "NOT reached"
+    return f"{name} = {value:.4g} (success level: {direction} {level:g}) — {verdict}"
 
 
 # ------------------------------------------------------------------ commands
 
 
 def cmd_fit(args) -> int:
-    out = Path(args.out) if args.out else Path("runs") / args.task
-    base = None
-    if args.resume and (out / "config.toml").exists():
-        base = read_toml(out / "config.toml")
-    _prepare_out(out, args.resume, args.force)
-    config = resolve_config(args.task, args, base)
+    out = Path(args.out) if args.out else None
+    if args.resume and args.force:
+        raise UsageError("--resume and --force exclude each other.")
+    if args.resume:
+        if out is None:
+            out = Path("runs") / args.task
+        config = _check_resume(out, args)
+    else:
+        config = _resolve(args.task, args)
+        out = out if out is not None else Path("runs") / config["task"]
+    out, replaced = prepare_out(out, resume=args.resume, force=args.force)
+    if replaced is not None:
+        print(f"--force: the previous run in {out} was moved to {replaced}")
     summary = run_fit(
         config, out, resume=args.resume, progress=not args.no_progress, export=not args.no_export
     )
@@ -286,6 +176,15 @@ def cmd_fit(args) -> int:
     for name, rel in summary["outputs"].items():
         print(f"  {name:<12} {out / rel}")
     _print_metrics({"loss": summary["final_loss"], **summary["final_metrics"]})
+    line = _success_line(config, summary["final_metrics"])
+    if line:
+        print(f"\n{line}")
+    if summary["non_finite_metrics"]:
+        print(
+            "warning: these evaluation metrics are not finite: "
+            + ", ".join(summary["non_finite_metrics"]),
+            file=sys.stderr,
+        )
     print(
         f"\ntrained {summary['timings']['iterations']} iterations in "
         f"{summary['timings']['train_seconds']:.1f} s on {summary['device']['platform']}"
@@ -317,7 +216,7 @@ def cmd_tasks(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .training._compare import run_compare
+    from .runs import run_compare
 
     names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
     if not names:
@@ -331,12 +230,14 @@ def cmd_compare(args) -> int:
         )
     if args.seeds < 1:
         raise UsageError(f"--seeds must be >= 1; got {args.seeds}.")
-    out = Path(args.out) if args.out else Path("runs") / f"compare-{args.task}"
-    _prepare_out(out, False, args.force)
     configs = {}
     for name in names:
         ns = argparse.Namespace(**{**vars(args), "optimizer": name})
-        configs[name] = resolve_config(args.task, ns)
+        configs[name] = _resolve(args.task, ns)
+    out = Path(args.out) if args.out else Path("runs") / f"compare-{args.task}"
+    out, replaced = prepare_out(out, force=args.force)
+    if replaced is not None:
+        print(f"--force: the previous comparison in {out} was moved to {replaced}")
     summary = run_compare(configs, args.seeds, out, progress=not args.no_progress)
     print(f"\ncomparison folder: {out}")
     for name, rel in summary["outputs"].items():
@@ -421,7 +322,12 @@ def _add_training_flags(p: argparse.ArgumentParser, with_optimizer: bool = True)
         "--set task.plant=torque, --set training.log_every=1 (repeatable)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--force", action="store_true", help="overwrite a non-empty --out folder")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the run in --out (it is moved aside to OUT.replaced-DATE, not deleted; "
+        "only a neurodyn run folder is replaced)",
+    )
 
 
 def make_parser() -> argparse.ArgumentParser:

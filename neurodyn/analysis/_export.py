@@ -113,8 +113,7 @@ def export_from_run(run_dir, *, n_trials=None) -> dict[str, str]:
     import jax.random as jr
     import numpy as np
 
-    from .._config import read_toml
-    from ..cli import build
+    from ..runs import build, read_toml, run_keys
     from ..training import CheckpointError, list_checkpoints, load_checkpoint
     from ._io import load
 
@@ -128,5 +127,5 @@ def export_from_run(run_dir, *, n_trials=None) -> dict[str, str]:
     key_data = np.zeros_like(np.asarray(jr.PRNGKey(0)))
     _, _, (model, _, _) = load_checkpoint(ckpts[-1], (model, opt_state, key_data))
     history = load(run_dir / "history.nc") if (run_dir / "history.nc").exists() else None
-    key = jr.fold_in(jr.PRNGKey(int(config.get("seed", 0))), 2)
+    key = run_keys(int(config.get("seed", 0)))["export"]
     return export_run(run_dir, model, task, key=key, history=history, n_trials=n_trials)

@@ -1,4 +1,7 @@
-"""`neurodyn compare`: several optimizers (and seeds) on one task, curves and a table."""
+"""`neurodyn compare`: several optimizers (and seeds) on one task, curves and a table.
+
+A comparison folder holds `compare.md`, `compare.json`, `figures/` and one run folder per
+optimizer and seed (`NAME-seedS/`)."""
 
 from __future__ import annotations
 
@@ -29,9 +32,9 @@ def time_to_target(history, criterion) -> tuple[float, float]:
 
 def run_compare(configs: dict[str, dict], n_seeds: int, out: Path, *, progress=True) -> dict:
     """Train every configuration with `n_seeds` seeds; write curves and a table into `out`."""
-    from ..analysis import save
-    from ..analysis._plots import plot_learning_curves, save_figure
-    from ..cli import build, run_fit
+    from ..analysis import load, plot_learning_curves, save_figure
+    from ._config import build
+    from ._run import run_fit
 
     histories: dict[str, list] = {}
     rows = []
@@ -46,8 +49,6 @@ def run_compare(configs: dict[str, dict], n_seeds: int, out: Path, *, progress=T
             run_dir = out / f"{name}-seed{cfg['seed']}"
             run_dir.mkdir(parents=True, exist_ok=True)
             summary = run_fit(cfg, run_dir, progress=progress, export=False)
-            from ..analysis import load
-
             history = load(run_dir / "history.nc")
             histories[name].append(history)
             if criterion is None:
@@ -71,7 +72,6 @@ def run_compare(configs: dict[str, dict], n_seeds: int, out: Path, *, progress=T
         fname = f"figures/curves_{metric}.png"
         save_figure(fig, out / fname)
         outputs[f"curves_{metric}"] = fname
-    del save
     table = format_table(rows, criterion)
     (out / "compare.md").write_text(table + "\n")
     (out / "compare.json").write_text(
