@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -31,15 +32,14 @@ import time
 from pathlib import Path
 
 import equinox as eqx
-import jax
 import jax.random as jr
 import numpy as np
 
 import neurodyn as nd
-from neurodyn._config import parse_assignment
+from neurodyn.runs._config import parse_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, make_step  # noqa: E402
+from _common import machine  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TRAINING_KEYS = ("n_iters", "batch_size", "eval_every", "log_every", "eval_trials")
@@ -65,29 +65,22 @@ def train(
     eval_trials=None,
     log=print,
 ):
-    """Train; evaluate at iterations (SOFO: every `eval_every`) or, with `time_budget`, at the
-    same fractions of the budget. `max_seconds` stops an iteration-counted run early once its
-    training time reaches it (a schedule still runs over `n_iters`). Returns the final model
-    and a record."""
+    """Train through `nd.fit` (the loop users run); evaluate at iterations (SOFO: every
+    `eval_every`) or, with `time_budget`, at the same fractions of the budget. `max_seconds`
+    stops an iteration-counted run early once its training time reaches it (a schedule still
+    runs over `n_iters`). Training time excludes the first (compiling) iteration, reported
+    on its own, and the evaluations. Returns the final model and a record."""
     batch_size = hp["batch_size"]
     opt_hp = {k: v for k, v in hp.items() if k not in TRAINING_KEYS}
     if hp.get("lr_schedule", "constant") != "constant":
         opt_hp["n_iters"] = n_iters  # a schedule runs over the planned iterations
     opt = nd.optim.from_config(name, **opt_hp)
-    trainable = model.trainable()
-    state = opt.init(model, trainable)
-    step = make_step(task, opt, batch_size, trainable)
     eval_key = jr.fold_in(key, 10**6)
-    t0 = time.perf_counter()
-    model, state, info = step(model, state, jr.fold_in(key, 0))
-    jax.block_until_ready(info["loss"])
-    compile_s = time.perf_counter() - t0
-    losses = [float(info["loss"])]
     curve = []  # (iteration, train seconds, metrics)
-    spent, it = 0.0, 1
-    next_eval_time = None if time_budget is None else time_budget / 10
+    clock = {"compile": None, "next_eval": None if time_budget is None else time_budget / 10}
+    losses = []
 
-    def evaluate(it):
+    def evaluate(it, spent, model):
         metrics = task.evaluate(model, key=eval_key, n_trials=eval_trials)
         metrics.update(noiseless_metrics(task, model))
         curve.append((it, spent, metrics))
@@ -98,33 +91,46 @@ def train(
             f"within 2 cm {metrics['fraction_within_2cm']:.2f}"
         )
 
-    while True:
-        if time_budget is None and it >= n_iters:
-            break
-        if max_seconds is not None and spent >= max_seconds:
-            break
-        if time_budget is not None and spent >= time_budget:
-            break
-        t1 = time.perf_counter()
-        model, state, info = step(model, state, jr.fold_in(key, it))
-        loss = float(info["loss"])  # blocks
-        spent += time.perf_counter() - t1
-        losses.append(loss)
-        it += 1
+    def on_log(it, records, model):
+        losses.extend(r["loss"] for r in records)
+        if clock["compile"] is None:
+            clock["compile"] = records[-1]["wall_time"]
+            return
+        spent = records[-1]["wall_time"] - clock["compile"]
         if time_budget is None and (it % eval_every == 0 or it == n_iters):
-            evaluate(it)
-        elif time_budget is not None and spent >= next_eval_time:
-            evaluate(it)
-            next_eval_time += time_budget / 10
+            evaluate(it, spent, model)
+        elif time_budget is not None and spent >= clock["next_eval"]:
+            evaluate(it, spent, model)
+            clock["next_eval"] += time_budget / 10
+
+    budget = time_budget if time_budget is not None else max_seconds
+    result = nd.fit(
+        model,
+        task,
+        opt,
+        n_iters=n_iters if time_budget is None else 10**9,
+        batch_size=batch_size,
+        key=key,
+        eval_every=0,
+        # log points are where evaluations happen and where a budget can stop the run
+        log_every=math.gcd(eval_every or 10, 10) if budget is not None else eval_every or 10,
+        time_budget=budget,
+        progress=False,
+        callbacks=[on_log],
+    )
+    model, it = result.model, result.iterations
+    wall = result.history["wall_time"].values
+    spent = float(wall[-1] - wall[0])
     if not curve or curve[-1][0] != it:
-        evaluate(it)
+        evaluate(it, spent, model)
     record = {
         "optimizer": name,
         "hyperparameters": hp,
         "iterations": it,
         "train_seconds": spent,
-        "compile_seconds": compile_s,
+        "compile_seconds": float(wall[0]),
         "seconds_per_iteration": spent / max(it - 1, 1),
+        "retries": int(result.history["retries"].values.sum()),
         "loss_curve": [float(np.mean(losses[i : i + 50])) for i in range(0, len(losses), 50)],
         "eval_curve": [
             {"iteration": i, "seconds": s, **{k: float(v) for k, v in m.items()}}
