@@ -1,15 +1,9 @@
 """neurodyn: biologically constrained rate RNNs, tasks and the SOFO optimizer in JAX.
 
 The public namespaces are `neurodyn.models`, `neurodyn.plants`, `neurodyn.tasks`,
-`neurodyn.optim`, `neurodyn.analysis`, and the functions re-exported here.
+`neurodyn.optim`, `neurodyn.training`, `neurodyn.analysis`, `neurodyn.runs`, and the
+functions re-exported here.
 """
-
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("neurodyn")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
 
 from . import analysis as analysis
 from . import models as models
@@ -18,6 +12,7 @@ from . import plants as plants
 from . import runs as runs
 from . import tasks as tasks
 from . import training as training
+from ._version import __version__  # noqa: F401  (the package version)
 from .optim import sample_tangents as sample_tangents
 from .optim import value_and_sofo_grad as value_and_sofo_grad
 from .optim import value_and_sofo_grad_scan as value_and_sofo_grad_scan

@@ -331,7 +331,7 @@ def _add_training_flags(p: argparse.ArgumentParser, with_optimizer: bool = True)
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="neurodyn",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import equinox as eqx
 import jax
@@ -178,6 +178,10 @@ class RateRNN(AbstractRecurrentModel):
     initial_state_std: float = eqx.field(static=True)
     readout_from: str = eqx.field(static=True)
     frozen: tuple[str, ...] = eqx.field(static=True)
+
+    linear_readout: ClassVar[bool] = True
+    """Outputs are `rates(state) @ W_out (+ b_out)`: what FORCE's online least squares
+    trains (`nd.optim.force`)."""
 
     def __init__(
         self,

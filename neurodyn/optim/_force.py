@@ -82,22 +82,17 @@ class FORCE(AbstractOptimizer):
 
     @staticmethod
     def _check_model(params):
-        """FORCE needs a readout, not a particular class: a network with a linear readout
-        `W_out` (neuron × output, no bias, read from every unit), `n_neurons` and
-        `rates(state)` — a [`neurodyn.models.RateRNN`][] built with `readout_bias=False`."""
-        needed = ("W_out", "n_neurons", "rates")
-        missing = [name for name in needed if not hasattr(params, name)]
-        if missing:
+        """FORCE needs a readout, not a particular class: a network that declares
+        `linear_readout = True` (outputs `rates(state) @ W_out`) and has `n_neurons` — a
+        [`neurodyn.models.RateRNN`][] built with `readout_bias=False` and
+        `readout_from="all"`."""
+        if not getattr(params, "linear_readout", False):
             raise TypeError(
-                "FORCE trains the linear readout `W_out` of a network with `W_out`, "
-                "`n_neurons` and `rates(state)` (a neurodyn.models.RateRNN, e.g. "
-                f"nd.models.reservoir_rnn); got {type(params).__name__}, which lacks "
-                f"{', '.join(missing)}."
+                "FORCE trains the linear readout `W_out` of a network whose outputs are "
+                "rates(state) @ W_out (a neurodyn.models.RateRNN, e.g. "
+                f"nd.models.reservoir_rnn); got {type(params).__name__}."
             )
-        if (
-            getattr(params, "b_out", None) is not None
-            or getattr(params, "readout_from", "all") != "all"
-        ):
+        if getattr(params, "b_out", None) is not None or params.readout_from != "all":
             raise ValueError(
                 "FORCE needs a plain linear readout: build the RateRNN with "
                 "readout_bias=False and readout_from='all'."

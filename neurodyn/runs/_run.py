@@ -57,7 +57,7 @@ def _newest_checkpoint(out: Path) -> str | None:
 
 
 def _summary(config, out, status, train_seconds, history, metrics, reason=None) -> dict:
-    from .. import __version__
+    from .._version import __version__
     from ..training._checkpoint import software_versions
 
     n_done = int(history.sizes.get("iteration", 0)) if history is not None else 0

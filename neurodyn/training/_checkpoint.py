@@ -40,7 +40,7 @@ def software_versions() -> dict[str, str]:
     import jaxlib
     import optax
 
-    from .. import __version__
+    from .._version import __version__
 
     return {
         "neurodyn": __version__,
