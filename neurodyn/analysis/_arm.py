@@ -22,10 +22,8 @@ def closed_loop_control(loop, carry, u, noise):
     """`(network output, plant control)` of one closed-loop step (mirrors `ClosedLoop.step`)."""
     net_noise = None if noise is None else noise.get("network")
     sensory = None if noise is None else noise.get("sensory")
-    now = loop.sense(carry.plant)
-    delivered = carry.feedback_buffer[0] if loop.feedback_delay > 0 else now
-    if sensory is not None:
-        delivered = delivered + sensory
+    delivered, _ = loop.delivered_feedback(carry, sensory)
+    u = u[: loop.n_task_inputs]
     u_net = jnp.concatenate([jnp.asarray(u, delivered.dtype), delivered])
     _, output = loop.network.step(carry.network, u_net, net_noise)
     return output, loop.control(output)
@@ -89,8 +87,7 @@ class ArmAdapter(TaskAdapter):
         del key
         o = observed
         tt = ("trial", "time")
-        n_in = np.asarray(batch.inputs).shape[-1]
-        names, units = _input_channels(n_in)
+        names, units = _input_channels(np.asarray(batch.inputs).shape[-1], model)
         muscle = _is_muscle(model)
         out = {
             "inputs": var(
@@ -157,8 +154,7 @@ class ArmAdapter(TaskAdapter):
         return out
 
     def coords(self, task, model, batch):
-        n_in = np.asarray(batch.inputs).shape[-1]
-        names, units = _input_channels(n_in)
+        names, units = _input_channels(np.asarray(batch.inputs).shape[-1], model)
         n_control = int(model.plant.control_size)
         muscle = _is_muscle(model)
         control_names = (
@@ -192,7 +188,21 @@ class ArmAdapter(TaskAdapter):
         }
 
 
-def _input_channels(n_in: int) -> tuple[list[str], list[str]]:
+_PERTURBATION_CHANNELS = {
+    "curl": (["curl_strength"], ["N s m-1"]),
+    "hand_force": (["hand_force_x", "hand_force_y"], ["N", "N"]),
+}
+
+
+def _input_channels(n_in: int, model=None) -> tuple[list[str], list[str]]:
+    perturbations = tuple(getattr(model, "perturbation_inputs", ()))
+    if perturbations:
+        names, units = [], []
+        for name in perturbations:
+            names += _PERTURBATION_CHANNELS[name][0]
+            units += _PERTURBATION_CHANNELS[name][1]
+        task_names, task_units = _input_channels(n_in - len(names))
+        return task_names + names, task_units + units
     if n_in == 3:  # single reach: [fixation, cue x, cue y]
         return ["fixation", "cue_x", "cue_y"], ["1", "m", "m"]
     if n_in == 6:  # double reach: [fixation 1, fixation 2, target 1 (x, y), target 2 (x, y)]

@@ -227,6 +227,38 @@ class TwoJointArm(AbstractPlant):
         theta, theta_dot = y[:2], y[2:4]
         return jnp.concatenate([theta_dot, self.joint_acceleration(theta, theta_dot, torque)])
 
+    def jacobian(self, theta: Float[ArrayLike, " joint"]) -> Float[Array, "2 joint"]:
+        """The hand Jacobian J(θ) = ∂(x, y)/∂(θ1, θ2) (m/rad): hand velocity = J θ̇."""
+        theta = jnp.asarray(theta)
+        t1, t12 = theta[0], theta[0] + theta[1]
+        s1, c1 = self.l1 * jnp.sin(t1), self.l1 * jnp.cos(t1)
+        s12, c12 = self.l2 * jnp.sin(t12), self.l2 * jnp.cos(t12)
+        return jnp.stack([jnp.stack([-s1 - s12, -s12]), jnp.stack([c1 + c12, c12])])
+
+    def hand_force_torque(
+        self, theta: Float[ArrayLike, " joint"], force: Float[ArrayLike, "2"]
+    ) -> Float[Array, " joint"]:
+        """Joint torques τ = J(θ)ᵀF (N·m) of a force `F` (N) on the hand (virtual work)."""
+        theta = jnp.asarray(theta)
+        force = jnp.asarray(force, dtype=float_dtype(theta, force))
+        return self.jacobian(theta).T @ force
+
+    def hand_force_rate(
+        self, y: Float[Array, " state"], force: Float[ArrayLike, "2"]
+    ) -> Float[Array, " state"]:
+        """`(0, 0, M(θ)⁻¹J(θ)ᵀF)`: the acceleration a hand force `F` (N) adds (see
+        `AbstractPlant.step`'s `hand_force`). Linear in `F`, and exactly 0 for `F = 0`."""
+        y = jnp.asarray(y)
+        theta = y[:2]
+        rhs = self.hand_force_torque(theta, force)
+        m = self.mass_matrix(theta)
+        det = m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]
+        acc = (
+            jnp.stack([m[1, 1] * rhs[0] - m[0, 1] * rhs[1], m[0, 0] * rhs[1] - m[1, 0] * rhs[0]])
+            / det
+        )
+        return jnp.concatenate([jnp.zeros_like(acc), acc, jnp.zeros_like(y[4:])])
+
     def constrain(self, y: Float[Array, " state"]) -> Float[Array, " state"]:
         """Apply `joint_limits` (if any) after a step: SPEC §3.4b §5 guard (d)."""
         if self.joint_limits is None:

@@ -75,6 +75,18 @@ class AbstractPlant(eqx.Module):
     def hand_velocity(self, y: Float[Array, " state"]) -> Float[Array, "2"]:
         """Hand (end-point) velocity (m/s)."""
 
+    def hand_force_rate(
+        self, y: Float[Array, " state"], force: Float[ArrayLike, "2"]
+    ) -> Float[Array, " state"]:
+        """The part of `dy/dt` due to an external force `force` (N) on the hand.
+
+        Plants with a hand override this (`TwoJointArm`, `MuscleArm`: the joint accelerations
+        M(θ)⁻¹Jᵀ(θ)F); the base class has no hand to push.
+
+        **Raises:** `NotImplementedError` for a plant without one.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not take an external hand force.")
+
     def constrain(self, y: Float[Array, " state"]) -> Float[Array, " state"]:
         """Project a state after a step onto the admissible set (identity by default).
 
@@ -90,6 +102,7 @@ class AbstractPlant(eqx.Module):
         dt: float | Float[ArrayLike, ""],
         *,
         solver: diffrax.AbstractSolver | None = None,
+        hand_force: Float[ArrayLike, "2"] | None = None,
     ) -> Float[Array, " state"]:
         """Advance the state by one step of length `dt` with the control `u` held constant.
 
@@ -106,6 +119,10 @@ class AbstractPlant(eqx.Module):
         - `u`: the control, held over the step.
         - `dt`: the step (s), `0 < dt`; with explicit Euler also `dt <= max_stable_dt`.
         - `solver`: `None` (explicit Euler) or a `diffrax.AbstractSolver` instance.
+        - `hand_force`: an external force (N, shoulder frame) on the hand, held over the step
+          (a perturbation: a force pulse, a force field evaluated at the step's start). It
+          enters the dynamics as the joint torques Jᵀ(θ)F through `hand_force_rate`. `None`
+          (default) leaves the step exactly as without the argument.
 
         **Returns:**
 
@@ -129,10 +146,17 @@ class AbstractPlant(eqx.Module):
         euler = solver is None or isinstance(solver, diffrax.Euler)
         dt = self._check_dt(dt, euler=euler)
         dt = jnp.asarray(dt, dtype=dtype)
+        field = self.vector_field
+        if hand_force is not None:
+            force = jnp.asarray(hand_force, dtype=dtype)
+
+            def field(t, y, args):
+                return self.vector_field(t, y, args) + self.hand_force_rate(y, force)
+
         if solver is None:
-            y_next = y + dt * self.vector_field(jnp.zeros((), dtype), y, u)
+            y_next = y + dt * field(jnp.zeros((), dtype), y, u)
         else:
-            term = diffrax.ODETerm(self.vector_field)
+            term = diffrax.ODETerm(field)
             t0 = jnp.zeros((), dtype)
             solver_state = solver.init(term, t0, dt, y, u)
             y_next, _, _, _, _ = solver.step(term, t0, dt, y, u, solver_state, made_jump=False)

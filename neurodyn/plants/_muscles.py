@@ -514,6 +514,15 @@ class MuscleArm(AbstractPlant):
         theta, theta_dot = clamp_to_joint_limits(y[:2], y[2:4], self.joint_limits)
         return jnp.concatenate([theta, theta_dot, y[4:]])
 
+    def hand_force_rate(
+        self, y: Float[Array, " state"], force: Float[ArrayLike, "2"]
+    ) -> Float[Array, " state"]:
+        """The skeleton's `hand_force_rate` (M⁻¹JᵀF on θ̈), 0 on the activations."""
+        y = jnp.asarray(y)
+        return jnp.concatenate(
+            [self.skeleton.hand_force_rate(y[:4], force), jnp.zeros_like(y[4:10])]
+        )
+
     def kinetic_energy(self, y: Float[Array, " state"]) -> Float[Array, ""]:
         """Kinetic energy of the skeleton (J)."""
         return self.skeleton.kinetic_energy(jnp.asarray(y)[:4])
@@ -542,6 +551,15 @@ class MuscleArm(AbstractPlant):
     def activations(self, y: Float[Array, " state"]) -> Float[Array, " muscle"]:
         """Muscle activations `a` (SF, SE, EF, EE, BF, BE)."""
         return jnp.asarray(y)[4:10]
+
+    def muscle_lengths_of(self, y: Float[Array, " state"]) -> Float[Array, " muscle"]:
+        """Normalised muscle lengths (L0) at the state `y` (`muscle_lengths` of its angles)."""
+        return self.muscle_lengths(jnp.asarray(y)[:2])
+
+    def muscle_velocities_of(self, y: Float[Array, " state"]) -> Float[Array, " muscle"]:
+        """Normalised lengthening velocities (L0/s) at the state `y`."""
+        y = jnp.asarray(y)
+        return self.muscle_velocities(y[:2], y[2:4])
 
     def joint_angles(self, y: Float[Array, " state"]) -> Float[Array, " joint"]:
         """(θ_s, θ_e) in rad."""

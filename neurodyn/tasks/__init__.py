@@ -10,8 +10,11 @@ from ._base import options as options
 from ._base import register as register
 from ._closed_loop import CONTROL_MAPS as CONTROL_MAPS
 from ._closed_loop import FEEDBACK_CHANNELS as FEEDBACK_CHANNELS
+from ._closed_loop import FEEDBACK_MODALITIES as FEEDBACK_MODALITIES
+from ._closed_loop import PERTURBATION_INPUTS as PERTURBATION_INPUTS
 from ._closed_loop import ClosedLoop as ClosedLoop
 from ._closed_loop import ClosedLoopState as ClosedLoopState
+from ._closed_loop import delay_steps as delay_steps
 from ._digits import DigitsTask as DigitsTask
 from ._digits import load_mnist as load_mnist
 from ._double_reach import DoubleReachTask as DoubleReachTask
@@ -23,6 +26,10 @@ from ._lorenz import LorenzTask as LorenzTask
 from ._lorenz import lorenz_trajectory as lorenz_trajectory
 from ._oneshot import OneShotTask as OneShotTask
 from ._oneshot import sample_oneshot_trials as sample_oneshot_trials
+from ._perturbations import CatchTrials as CatchTrials
+from ._perturbations import CurlField as CurlField
+from ._perturbations import ForcePulse as ForcePulse
+from ._perturbations import TargetJump as TargetJump
 from ._reach import PLANTS as PLANTS
 from ._reach import TARGET_DISTRIBUTIONS as TARGET_DISTRIBUTIONS
 from ._reach import ReachTask as ReachTask

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import equinox as eqx
@@ -31,8 +31,53 @@ FEEDBACK_CHANNELS: dict[str, int] = {
     "hand_position": 2,
     "hand_velocity": 2,
     "muscle_activations": 6,
+    "muscle_lengths": 6,
+    "muscle_velocities": 6,
 }
 """Feedback signals a closed loop can return to its network, with their sizes."""
+
+MUSCLE_FEEDBACK: tuple[str, ...] = ("muscle_activations", "muscle_lengths", "muscle_velocities")
+"""Feedback signals only a `MuscleArm` has (activations; normalised lengths, L0; normalised
+lengthening velocities, L0/s)."""
+
+FEEDBACK_MODALITIES: dict[str, str] = {
+    "joint_angles": "proprioceptive",
+    "joint_velocities": "proprioceptive",
+    "muscle_lengths": "proprioceptive",
+    "muscle_velocities": "proprioceptive",
+    "muscle_activations": "proprioceptive",
+    "hand_position": "visual",
+    "hand_velocity": "visual",
+}
+"""The sense each feedback signal stands for: joint and muscle states are proprioceptive (muscle
+spindles, Golgi tendon organs; the activations stand for force sense), the hand's position
+and velocity visual."""
+
+PERTURBATION_INPUTS: dict[str, int] = {"curl": 1, "hand_force": 2}
+"""Per-step plant inputs a closed loop can take after its task inputs (never shown to the
+network): `"curl"`, the strength b of a curl field (N·s/m; F = b·(−v_y, v_x), counter-
+clockwise for b > 0), and `"hand_force"`, an external force on the hand (N, x and y)."""
+
+
+def delay_steps(delay_ms: float, dt: float, name: str = "delay") -> int:
+    """A delay in milliseconds as a whole number of steps of `dt` seconds.
+
+    **Raises:** `ValueError` naming `name` when the delay is negative, not finite, or not a
+    whole number of steps (to 1e-6 relative): no silent rounding.
+    """
+    if isinstance(delay_ms, bool) or not isinstance(delay_ms, numbers.Real):
+        raise TypeError(f"`{name}` must be a number of milliseconds; got {delay_ms!r}.")
+    delay_ms = float(delay_ms)
+    if not (math.isfinite(delay_ms) and delay_ms >= 0):
+        raise ValueError(f"`{name}` must be finite and >= 0 ms; got {delay_ms}.")
+    step_ms = 1e3 * float(dt)
+    n = round(delay_ms / step_ms)
+    if abs(n * step_ms - delay_ms) > 1e-6 * max(step_ms, delay_ms):
+        raise ValueError(
+            f"`{name}` = {delay_ms:g} ms is not a whole number of network steps of {step_ms:g} ms."
+        )
+    return int(n)
+
 
 CONTROL_MAPS: tuple[str, ...] = ("identity", "excitation")
 """Maps from the network output to the plant control: `"identity"` (joint torques, N·m) or
@@ -92,13 +137,23 @@ class ClosedLoop(AbstractRecurrentModel):
       `MuscleArm` only), in the order they enter the network. Default: joint angles and
       velocities (SPEC §3.4). The reach target is a *task input* (SPEC §3.5/§3.6), not a
       feedback signal, so that it can disappear at the go cue.
-    - `feedback_delay`: D, in network steps (≥ 0).
+    - `feedback_delay`: D, in network steps (≥ 0): one delay for every signal, or one per
+      signal (a sequence in the order of `feedback`, or a mapping signal name → steps, absent
+      names 0), e.g. `{"joint_angles": 5, "joint_velocities": 5, "hand_position": 10}` for
+      proprioception at 50 ms and vision at 100 ms with 10 ms steps
+      ([`neurodyn.tasks.delay_steps`][] converts milliseconds exactly). The buffer holds the
+      largest delay; each signal is read at its own lag.
     - `sensory_noise`: σ ≥ 0, one value for every feedback channel or one per channel, in the
       channel's units (rad, rad/s, m, m/s).
     - `control_map`: `"identity"` or `"excitation"`; `None` picks `"excitation"` for a
       `MuscleArm` and `"identity"` otherwise.
     - `initial_posture`: joint angles (rad) of the plant at the start of a trial (default: the
       plant's rest posture, θ = (20°, 140°), SPEC §3.4).
+    - `perturbation_inputs`: names among `PERTURBATION_INPUTS` (`"curl"`, `"hand_force"`): per-
+      step inputs that follow the task inputs in `u` and act on the plant, never on the
+      network. With a curl strength b and a hand force F_ext, every plant substep applies the
+      hand force F = F_ext + b·(−v_y, v_x) (v: the hand velocity at the substep's start) as
+      the joint torques J(θ)ᵀF. Default `()`: no such inputs, the step as without them.
 
     **Raises:** `ValueError`/`TypeError` naming the argument for an unknown feedback name or
     control map, sizes that do not match the network, a negative delay or noise, or a plant
@@ -127,6 +182,8 @@ class ClosedLoop(AbstractRecurrentModel):
     feedback_delay: int = eqx.field(static=True)
     sensory_noise: tuple[float, ...] = eqx.field(static=True)
     control_map: str = eqx.field(static=True)
+    feedback_delays: tuple[int, ...] = eqx.field(static=True)
+    perturbation_inputs: tuple[str, ...] = eqx.field(static=True)
 
     output_names: ClassVar[tuple[str, ...]] = ("hand_x", "hand_y", "hand_vx", "hand_vy")
 
@@ -138,10 +195,11 @@ class ClosedLoop(AbstractRecurrentModel):
         dt: float | None = None,
         n_substeps: int = 1,
         feedback: Sequence[str] = DEFAULT_FEEDBACK,
-        feedback_delay: int = 0,
+        feedback_delay: int | Sequence[int] | Mapping[str, int] = 0,
         sensory_noise: float | Sequence[float] = 0.0,
         control_map: str | None = None,
         initial_posture: Sequence[float] | None = None,
+        perturbation_inputs: Sequence[str] = (),
     ):
         if not isinstance(plant, AbstractPlant):
             raise TypeError(f"`plant` must be a neurodyn plant; got {type(plant).__name__}.")
@@ -171,14 +229,20 @@ class ClosedLoop(AbstractRecurrentModel):
                 f"`feedback` must name signals among {tuple(FEEDBACK_CHANNELS)}; got unknown "
                 f"{unknown}."
             )
-        if "muscle_activations" in feedback and not isinstance(plant, MuscleArm):
-            raise ValueError('`feedback` "muscle_activations" needs a MuscleArm plant.')
-        if isinstance(feedback_delay, bool) or not isinstance(feedback_delay, numbers.Integral):
-            raise TypeError(
-                f"`feedback_delay` must be an int (network steps); got {feedback_delay!r}."
+        for name in MUSCLE_FEEDBACK:
+            if name in feedback and not isinstance(plant, MuscleArm):
+                raise ValueError(f'`feedback` "{name}" needs a MuscleArm plant.')
+        feedback_delays = _per_signal_delays(feedback_delay, feedback)
+        feedback_delay = max(feedback_delays, default=0)
+        if isinstance(perturbation_inputs, str):
+            perturbation_inputs = (perturbation_inputs,)
+        perturbation_inputs = tuple(perturbation_inputs)
+        bad = [n for n in perturbation_inputs if n not in PERTURBATION_INPUTS]
+        if bad or len(set(perturbation_inputs)) != len(perturbation_inputs):
+            raise ValueError(
+                f"`perturbation_inputs` must name distinct inputs among "
+                f"{tuple(PERTURBATION_INPUTS)}; got {perturbation_inputs}."
             )
-        if feedback_delay < 0:
-            raise ValueError(f"`feedback_delay` must be >= 0 network steps; got {feedback_delay}.")
         n_feedback = sum(FEEDBACK_CHANNELS[name] for name in feedback)
         if isinstance(sensory_noise, numbers.Real):
             sensory_noise = (float(sensory_noise),) * n_feedback
@@ -223,6 +287,25 @@ class ClosedLoop(AbstractRecurrentModel):
         self.feedback_delay = int(feedback_delay)
         self.sensory_noise = sensory_noise
         self.control_map = control_map
+        self.feedback_delays = feedback_delays
+        self.perturbation_inputs = perturbation_inputs
+
+    def with_perturbation_inputs(self, names: Sequence[str]) -> ClosedLoop:
+        """The same loop (network, plant, feedback) taking the perturbation inputs `names`
+        after its task inputs: a network trained without perturbations can run, and go on
+        training, in a task with force fields or pulses (and back, with `()`)."""
+        return ClosedLoop(
+            self.network,
+            self.plant,
+            dt=self.dt,
+            n_substeps=self.n_substeps,
+            feedback=self.feedback,
+            feedback_delay=dict(zip(self.feedback, self.feedback_delays)),
+            sensory_noise=self.sensory_noise,
+            control_map=self.control_map,
+            initial_posture=self.initial_posture,
+            perturbation_inputs=names,
+        )
 
     # ------------------------------------------------------------------ sizes and helpers
 
@@ -235,6 +318,11 @@ class ClosedLoop(AbstractRecurrentModel):
     def n_task_inputs(self) -> int:
         """Number of task inputs (the network's inputs minus the feedback)."""
         return self.network.n_inputs - self.n_feedback
+
+    @property
+    def n_perturbation_inputs(self) -> int:
+        """Number of perturbation inputs that follow the task inputs in `u`."""
+        return sum(PERTURBATION_INPUTS[name] for name in self.perturbation_inputs)
 
     @property
     def plant_dt(self) -> float:
@@ -255,6 +343,8 @@ class ClosedLoop(AbstractRecurrentModel):
             "hand_position": self.plant.hand_position,
             "hand_velocity": self.plant.hand_velocity,
             "muscle_activations": getattr(self.plant, "activations", None),
+            "muscle_lengths": getattr(self.plant, "muscle_lengths_of", None),
+            "muscle_velocities": getattr(self.plant, "muscle_velocities_of", None),
         }
         parts = [read[name](plant_state) for name in self.feedback]
         if not parts:
@@ -268,12 +358,71 @@ class ClosedLoop(AbstractRecurrentModel):
         return output
 
     def plant_step(
-        self, plant_state: Float[Array, " state"], control: Float[Array, " control"]
+        self,
+        plant_state: Float[Array, " state"],
+        control: Float[Array, " control"],
+        perturbation: Float[Array, " perturbation"] | None = None,
     ) -> Float[Array, " state"]:
-        """`n_substeps` plant steps of `dt / n_substeps` with the control held."""
+        """`n_substeps` plant steps of `dt / n_substeps` with the control held, under the
+        step's `perturbation` inputs (see `perturbation_inputs`; `None`: none)."""
         for _ in range(self.n_substeps):
-            plant_state = self.plant.step(plant_state, control, self.plant_dt)
+            if perturbation is None or not self.perturbation_inputs:
+                plant_state = self.plant.step(plant_state, control, self.plant_dt)
+            else:
+                force = self.hand_force(plant_state, perturbation)
+                plant_state = self.plant.step(plant_state, control, self.plant_dt, hand_force=force)
         return plant_state
+
+    def split_perturbation(self, perturbation: Float[Array, " perturbation"]) -> dict:
+        """The named perturbation inputs of one step: `{"curl": [1], "hand_force": [2]}`."""
+        out, start = {}, 0
+        for name in self.perturbation_inputs:
+            size = PERTURBATION_INPUTS[name]
+            out[name] = perturbation[start : start + size]
+            start += size
+        return out
+
+    def hand_force(
+        self, plant_state: Float[Array, " state"], perturbation: Float[Array, " perturbation"]
+    ) -> Float[Array, "2"]:
+        """The external hand force (N) at a plant state under one step's perturbation inputs:
+        the `hand_force` input plus the curl field b·(−v_y, v_x) of the hand velocity."""
+        parts = self.split_perturbation(perturbation)
+        force = jnp.zeros(2, plant_state.dtype)
+        if "hand_force" in parts:
+            force = force + parts["hand_force"].astype(plant_state.dtype)
+        if "curl" in parts:
+            v = self.plant.hand_velocity(plant_state)
+            b = parts["curl"][0].astype(plant_state.dtype)
+            force = force + b * jnp.stack([-v[1], v[0]])
+        return force
+
+    def delivered_feedback(
+        self, carry: ClosedLoopState, sensory: Float[Array, " feedback"] | None = None
+    ) -> tuple[Float[Array, " feedback"], Float[Array, "delay feedback"] | None]:
+        """What the network receives at this step (each signal at its delay, plus the
+        sensory noise `sensory`) and the updated feedback buffer."""
+        now = self.sense(carry.plant)
+        buffer = carry.feedback_buffer
+        if self.feedback_delay > 0:
+            if len(set(self.feedback_delays)) == 1:
+                delivered = buffer[0]
+            else:
+                # row D − d of [buffer, now] is the feedback d steps ago
+                lags = np.concatenate(
+                    [
+                        np.full(FEEDBACK_CHANNELS[name], self.feedback_delay - d)
+                        for name, d in zip(self.feedback, self.feedback_delays)
+                    ]
+                )
+                stacked = jnp.concatenate([buffer, now[None]], axis=0)
+                delivered = stacked[lags, np.arange(lags.size)]
+            buffer = jnp.concatenate([buffer[1:], now[None]], axis=0)
+        else:
+            delivered = now
+        if sensory is not None:
+            delivered = delivered + sensory
+        return delivered, buffer
 
     def hand(self, plant_state: Float[Array, " state"]) -> Float[Array, "4"]:
         """The output `(x, y, ẋ, ẏ)` of the hand at a plant state (m, m/s)."""
@@ -336,25 +485,26 @@ class ClosedLoop(AbstractRecurrentModel):
         noise: dict[str, Any] | None = None,
     ) -> tuple[ClosedLoopState, Float[Array, "4"]]:
         """One network step and `n_substeps` plant steps (see the class docstring)."""
-        if jnp.shape(u) != (self.n_task_inputs,):
+        n_in = self.n_task_inputs + self.n_perturbation_inputs
+        if jnp.shape(u) != (n_in,):
+            extra = (
+                f" ({self.n_task_inputs} task + {self.n_perturbation_inputs} perturbation)"
+                if self.perturbation_inputs
+                else ""
+            )
             raise ValueError(
-                f"`u` must be one trial's task input of shape ({self.n_task_inputs},); got "
+                f"`u` must be one trial's task input of shape ({n_in},){extra}; got "
                 f"{jnp.shape(u)}. Batch trials with jax.vmap."
             )
+        perturbation = None
+        if self.perturbation_inputs:
+            u, perturbation = u[: self.n_task_inputs], u[self.n_task_inputs :]
         net_noise = None if noise is None else noise.get("network")
         sensory = None if noise is None else noise.get("sensory")
-        now = self.sense(carry.plant)
-        buffer = carry.feedback_buffer
-        if self.feedback_delay > 0:
-            delivered = buffer[0]
-            buffer = jnp.concatenate([buffer[1:], now[None]], axis=0)
-        else:
-            delivered = now
-        if sensory is not None:
-            delivered = delivered + sensory
+        delivered, buffer = self.delivered_feedback(carry, sensory)
         u_net = jnp.concatenate([jnp.asarray(u, delivered.dtype), delivered])
         x, output = self.network.step(carry.network, u_net, net_noise)
-        plant_state = self.plant_step(carry.plant, self.control(output))
+        plant_state = self.plant_step(carry.plant, self.control(output), perturbation)
         return ClosedLoopState(x, plant_state, buffer), self.hand(plant_state)
 
     def rates(self, carry: ClosedLoopState) -> Float[Array, " neuron"]:
@@ -365,3 +515,32 @@ class ClosedLoop(AbstractRecurrentModel):
         """The network's trainable spec; every plant leaf is fixed."""
         spec = jax.tree.map(lambda _: False, self)
         return eqx.tree_at(lambda s: s.network, spec, self.network.trainable())
+
+
+def _per_signal_delays(feedback_delay, feedback: tuple[str, ...]) -> tuple[int, ...]:
+    """`feedback_delay` (an int, a sequence per signal, or a mapping name → int) as one
+    delay per signal of `feedback`, each an int >= 0."""
+    if isinstance(feedback_delay, Mapping):
+        unknown = [name for name in feedback_delay if name not in feedback]
+        if unknown:
+            raise ValueError(
+                f"`feedback_delay` names signals {unknown} that are not in `feedback` {feedback}."
+            )
+        delays = tuple(feedback_delay.get(name, 0) for name in feedback)
+    elif isinstance(feedback_delay, numbers.Integral | bool) or not isinstance(
+        feedback_delay, Sequence
+    ):
+        delays = (feedback_delay,) * len(feedback)
+    else:
+        delays = tuple(feedback_delay)
+        if len(delays) != len(feedback):
+            raise ValueError(
+                f"`feedback_delay` must be one int or one per feedback signal "
+                f"({len(feedback)}: {feedback}); got {len(delays)}."
+            )
+    for d in delays:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
+            raise TypeError(f"`feedback_delay` must be an int (network steps); got {d!r}.")
+        if d < 0:
+            raise ValueError(f"`feedback_delay` must be >= 0 network steps; got {d}.")
+    return tuple(int(d) for d in delays)

@@ -13,6 +13,7 @@ from ._base import Batch, check_positive_int, check_size, register, select_hyper
 from ._reach import (
     _FIRST_ORDER_PAPER,
     N_DIRECTIONS,
+    PERTURBATION_KEY_SALT,
     REACH_HYPERPARAMETERS,
     WITHIN_CM,
     AbstractReachTask,
@@ -210,6 +211,10 @@ class DoubleReachTask(AbstractReachTask):
         a1, r1 = self.sample_targets(k1, batch_size)
         a2, r2 = self.sample_targets(k2, batch_size)
         prep = self.uniform_steps(k_prep, batch_size, self.prep_range)
+        if self.perturbations:  # curl fields and pulses (onsets after go cue 1)
+            batch = self.trials((a1, a2), (r1, r2), prep)
+            k_perturb = jr.fold_in(key, PERTURBATION_KEY_SALT)
+            return self.add_plant_perturbations(batch, k_perturb, prep)
         return self.trials((a1, a2), (r1, r2), prep)
 
     def conditions(self) -> Batch:
@@ -221,12 +226,17 @@ class DoubleReachTask(AbstractReachTask):
         n = a1.shape[0]
         r = np.full(n, self.eval_radii[0])
         prep = np.full(n, round(np.mean(self.prep_range) / self.network_dt), np.int32)
-        return self.trials(
+        batch = self.trials(
             (jnp.asarray(a1), jnp.asarray(a2)),
             (jnp.asarray(r), jnp.asarray(r)),
             jnp.asarray(prep),
             condition=jnp.arange(n, dtype=jnp.int32),
         )
+        if self.perturbations:
+            batch = self.add_plant_perturbations(
+                batch, jr.PRNGKey(PERTURBATION_KEY_SALT), jnp.asarray(prep)
+            )
+        return batch
 
     # ---------------------------------------------------------------- evaluation
 

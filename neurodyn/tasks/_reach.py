@@ -31,8 +31,16 @@ from ._base import (
     register,
     select_hyperparameters,
 )
-from ._closed_loop import DEFAULT_FEEDBACK, FEEDBACK_CHANNELS, ClosedLoop
+from ._closed_loop import (
+    DEFAULT_FEEDBACK,
+    FEEDBACK_CHANNELS,
+    FEEDBACK_MODALITIES,
+    MUSCLE_FEEDBACK,
+    ClosedLoop,
+    delay_steps,
+)
 from ._metrics import rollout_outputs
+from ._perturbations import _applied, _uniform, as_perturbations
 
 PLANTS: tuple[str, ...] = ("muscle", "torque")
 """Plants the reaching tasks accept: `"muscle"` (six-muscle `MuscleArm`, SPEC §3.4b) or
@@ -51,6 +59,9 @@ _N_CANDIDATES = 16
 # this fraction of the reach's peak speed (a common kinematic onset criterion).
 ONSET_SPEED_FRACTION = 0.1
 WITHIN_CM = 2.0  # the issue's success level: endpoint within 2 cm
+# The perturbation draws' key: fold_in(key, salt) in `sample` (so that the targets and timings
+# are those of the same key without perturbations), PRNGKey(salt) in `conditions`.
+PERTURBATION_KEY_SALT = 23
 # [PROPOSED] Read-out initialisation for the muscle arm: SPEC §3.4's randn·0.1/N is sized for
 # torques (N·m). Through the excitation map and LT04's gate A(a, l) ≈ (a/1.18)^2.1, whose
 # slope is 0 at a = 0, it leaves the arm limp and the Jacobian of the hand with respect to the
@@ -243,8 +254,14 @@ class AbstractReachTask(AbstractTask):
     feedback: tuple[str, ...] = eqx.field(static=True, default=DEFAULT_FEEDBACK, converter=as_names)
     feedback_delay: float = eqx.field(static=True, default=0.0)
     sensory_noise: float = eqx.field(static=True, default=0.0)
+    proprioceptive_delay_ms: float | None = eqx.field(static=True, default=None)
+    visual_delay_ms: float | None = eqx.field(static=True, default=None)
+    proprioceptive_noise: float | None = eqx.field(static=True, default=None)
+    visual_noise: float | None = eqx.field(static=True, default=None)
+    perturbations: tuple = eqx.field(static=True, default=(), converter=as_perturbations)
 
     n_task_inputs: ClassVar[int] = 3
+    supported_perturbations: ClassVar[tuple[str, ...]] = ("curl", "pulse")
 
     def __check_init__(self):
         if self.plant not in PLANTS:
@@ -296,8 +313,10 @@ class AbstractReachTask(AbstractTask):
             raise ValueError(
                 f"`feedback` must name signals among {tuple(FEEDBACK_CHANNELS)}; got {unknown}."
             )
-        if "muscle_activations" in self.feedback and self.plant != "muscle":
-            raise ValueError('`feedback` "muscle_activations" needs `plant="muscle"`.')
+        for name in MUSCLE_FEEDBACK:
+            if name in self.feedback and self.plant != "muscle":
+                raise ValueError(f'`feedback` "{name}" needs `plant="muscle"`.')
+        self._check_sensory_options()
         steps_of(self.duration, network_dt, "duration")
         steps_of(self.feedback_delay, network_dt, "feedback_delay")
         steps_of(self.movement_time, network_dt, "movement_time")
@@ -464,9 +483,116 @@ class AbstractReachTask(AbstractTask):
             dt=self.network_dt,
             n_substeps=self.n_substeps,
             feedback=self.feedback,
-            feedback_delay=steps_of(self.feedback_delay, self.network_dt, "feedback_delay"),
-            sensory_noise=self.sensory_noise,
+            feedback_delay=self.feedback_delay_steps(),
+            sensory_noise=self.sensory_noise_per_channel(),
+            perturbation_inputs=self.perturbation_inputs,
         )
+
+    # ---------------------------------------------------------------- feedback and perturbations
+
+    def _check_sensory_options(self) -> None:
+        for modality in ("proprioceptive", "visual"):
+            delay = getattr(self, f"{modality}_delay_ms")
+            noise = getattr(self, f"{modality}_noise")
+            if delay is None and noise is None:
+                continue
+            if not any(FEEDBACK_MODALITIES[name] == modality for name in self.feedback):
+                raise ValueError(
+                    f"`{modality}_delay_ms` / `{modality}_noise` are set but `feedback` "
+                    f"{self.feedback} has no {modality} signal."
+                )
+            if delay is not None:
+                delay_steps(delay, self.network_dt, f"{modality}_delay_ms")
+            if noise is not None:
+                check_nonnegative(noise, f"{modality}_noise")
+        kinds = [p.kind for p in self.perturbations]
+        unsupported = [k for k in kinds if k not in self.supported_perturbations]
+        if unsupported:
+            raise ValueError(
+                f"{type(self).__name__} supports the perturbations "
+                f"{self.supported_perturbations}; got {unsupported}."
+            )
+        for p in self.perturbations:
+            if p.kind == "pulse":
+                steps_of(p.duration, self.network_dt, "ForcePulse.duration")
+
+    def feedback_delay_steps(self) -> int | dict[str, int]:
+        """The loop's `feedback_delay`: `feedback_delay` (s) in network steps, or, when
+        `proprioceptive_delay_ms` or `visual_delay_ms` is set, one delay per signal (its
+        modality's delay, else `feedback_delay`)."""
+        common = steps_of(self.feedback_delay, self.network_dt, "feedback_delay")
+        if self.proprioceptive_delay_ms is None and self.visual_delay_ms is None:
+            return common
+        out = {}
+        for name in self.feedback:
+            modality = FEEDBACK_MODALITIES[name]
+            ms = getattr(self, f"{modality}_delay_ms")
+            out[name] = common if ms is None else delay_steps(ms, self.network_dt, modality)
+        return out
+
+    def sensory_noise_per_channel(self) -> float | tuple[float, ...]:
+        """The loop's `sensory_noise`: `sensory_noise`, or, when `proprioceptive_noise` or
+        `visual_noise` is set, one std per feedback value (its modality's, else
+        `sensory_noise`)."""
+        if self.proprioceptive_noise is None and self.visual_noise is None:
+            return self.sensory_noise
+        out = []
+        for name in self.feedback:
+            std = getattr(self, f"{FEEDBACK_MODALITIES[name]}_noise")
+            std = self.sensory_noise if std is None else std
+            out += [float(std)] * FEEDBACK_CHANNELS[name]
+        return tuple(out)
+
+    @property
+    def perturbation_inputs(self) -> tuple[str, ...]:
+        """The loop's perturbation inputs: `("curl", "hand_force")` when a curl field or a
+        force pulse is configured, else `()` (the task inputs alone, as without
+        perturbations)."""
+        if any(p.kind in ("curl", "pulse") for p in self.perturbations):
+            return ("curl", "hand_force")
+        return ()
+
+    def _perturbation(self, kind: str):
+        return next((p for p in self.perturbations if p.kind == kind), None)
+
+    def add_plant_perturbations(self, batch: Batch, key, go) -> Batch:
+        """Append the per-step perturbation inputs (curl strength, hand force x and y) drawn
+        per trial to `batch.inputs`, and record the draws in its metadata (`curl_strength`,
+        `pulse_*`); onsets relative to the go cue `go` (int steps `[B]`). Jittable."""
+        if not self.perturbation_inputs:
+            return batch
+        dtype = batch.inputs.dtype
+        n, n_steps = batch.inputs.shape[:2]
+        t = jnp.arange(n_steps)[None, :]
+        k_curl, k_pulse = jr.split(key)
+        metadata = dict(batch.metadata)
+        curl = jnp.zeros((n,), dtype)
+        field = self._perturbation("curl")
+        if field is not None:
+            curl = field.draw(k_curl, n, dtype)
+            metadata["curl_strength"] = curl
+        force = jnp.zeros((n, n_steps, 2), dtype)
+        pulse = self._perturbation("pulse")
+        if pulse is not None:
+            k_on, k_mag, k_dir, k_time = jr.split(k_pulse, 4)
+            on = _applied(k_on, n, pulse.probability)
+            magnitude = jnp.where(on, _uniform(k_mag, n, pulse.magnitude, dtype), 0.0)
+            direction = jnp.deg2rad(_uniform(k_dir, n, pulse.direction, dtype))
+            onset = jnp.asarray(go, jnp.int32) + self.uniform_steps(k_time, n, pulse.onset)
+            duration = steps_of(pulse.duration, self.network_dt, "ForcePulse.duration")
+            active = on[:, None] & (t >= onset[:, None]) & (t < (onset + duration)[:, None])
+            vector = magnitude[:, None] * jnp.stack([jnp.cos(direction), jnp.sin(direction)], -1)
+            force = jnp.where(active[..., None], vector[:, None, :], 0.0).astype(dtype)
+            metadata["pulse_onset"] = jnp.where(on, onset, -1).astype(jnp.int32)
+            metadata["pulse_onset_time"] = jnp.where(
+                on, onset.astype(dtype) * self.network_dt, jnp.nan
+            ).astype(dtype)
+            metadata["pulse_duration"] = jnp.where(on, pulse.duration, 0.0).astype(dtype)
+            metadata["pulse_magnitude"] = magnitude.astype(dtype)
+            metadata["pulse_direction"] = jnp.where(on, direction, jnp.nan).astype(dtype)
+        curl_input = jnp.broadcast_to(curl[:, None, None], (n, n_steps, 1)).astype(dtype)
+        inputs = jnp.concatenate([batch.inputs, curl_input, force], axis=-1)
+        return Batch(inputs, batch.targets, batch.weights, metadata)
 
     def loss_function(self):
         """Weighted squared error of (hand position, hand velocity) against (target, 0),
@@ -790,6 +916,7 @@ class ReachTask(AbstractReachTask):
         "single delayed reach with a muscle or torque arm in closed loop (SPEC §3.5)."
     )
     n_task_inputs: ClassVar[int] = 3
+    supported_perturbations: ClassVar[tuple[str, ...]] = ("curl", "pulse", "jump", "catch")
 
     def __check_init__(self):
         check_range(self.idle_range, "idle_range")
@@ -852,7 +979,69 @@ class ReachTask(AbstractReachTask):
         angle, radius = self.sample_targets(k_target, batch_size)
         idle = self.uniform_steps(k_idle, batch_size, self.idle_range)
         prep = self.uniform_steps(k_prep, batch_size, self.prep_range)
+        if self.perturbations:
+            # a key of its own: the targets and timings are those of the same key without
+            # perturbations
+            k_perturb = jr.fold_in(key, PERTURBATION_KEY_SALT)
+            return self.perturbed_trials(angle, radius, idle, prep, key=k_perturb)
         return self.trials(angle, radius, idle, prep)
+
+    def perturbed_trials(self, angle, radius, idle_steps, prep_steps, *, key, condition=None):
+        """`trials(...)` with the task's `perturbations` drawn per trial with `key` (see
+        [`neurodyn.tasks.CurlField`][] and its siblings); jittable.
+
+        Metadata added: `catch` (int32 1 for a catch trial), `jump_step` (int32, −1: none),
+        `jump_time` (s, NaN: none), `jump_rotation` (rad), `jump_target` `[B, 2]` (m; the
+        target when it does not jump), `final_target` `[B, 2]` (the target the hand must end
+        on: the jumped target, or the centre on a catch trial), and those of
+        `add_plant_perturbations`."""
+        dtype = self._dtype()
+        n = jnp.shape(angle)[0]
+        k_catch, k_jump, k_plant = jr.split(key, 3)
+        idle = jnp.asarray(idle_steps, jnp.int32)
+        prep = jnp.asarray(prep_steps, jnp.int32)
+        go = idle + prep
+        catch = jnp.zeros((n,), bool)
+        catch_spec = self._perturbation("catch")
+        if catch_spec is not None:
+            catch = _applied(k_catch, n, catch_spec.probability)
+            prep = jnp.where(catch, self.n_steps - idle, prep)  # no go cue within the trial
+        batch = self.trials(angle, radius, idle, prep, condition=condition)
+        inputs, targets, md = batch.inputs, batch.targets, dict(batch.metadata)
+        target = md["target"]
+        final = target
+        jump = self._perturbation("jump")
+        if jump is not None:
+            k_on, k_rot, k_sign, k_time = jr.split(k_jump, 4)
+            jumped = _applied(k_on, n, jump.probability) & ~catch
+            rotation = jnp.deg2rad(_uniform(k_rot, n, jump.rotation, dtype))
+            if jump.random_sign:
+                rotation = jnp.where(jr.bernoulli(k_sign, 0.5, (n,)), -rotation, rotation)
+            rotation = jnp.where(jumped, rotation, 0.0)
+            step = go + self.uniform_steps(k_time, n, jump.time)
+            new_target = self.target_position(jnp.asarray(angle, dtype) + rotation, radius)
+            new_target = jnp.where(jumped[:, None], new_target, target).astype(dtype)
+            t = jnp.arange(self.n_steps)[None, :]
+            after = ((t >= step[:, None]) & jumped[:, None])[..., None]
+            inputs = jnp.concatenate(
+                [inputs[..., :1], jnp.where(after, new_target[:, None, :], inputs[..., 1:3])],
+                axis=-1,
+            )
+            targets = jnp.concatenate(
+                [jnp.where(after, new_target[:, None, :], targets[..., :2]), targets[..., 2:]],
+                axis=-1,
+            )
+            md["jump_step"] = jnp.where(jumped, step, -1).astype(jnp.int32)
+            md["jump_time"] = jnp.where(jumped, step.astype(dtype) * self.network_dt, jnp.nan)
+            md["jump_rotation"] = rotation.astype(dtype)
+            md["jump_target"] = new_target
+            final = new_target
+        if catch_spec is not None:
+            md["catch"] = catch.astype(jnp.int32)
+            final = jnp.where(catch[:, None], jnp.asarray(self.center, dtype), final)
+        md["final_target"] = jnp.asarray(final, dtype)
+        batch = Batch(inputs, targets, batch.weights, md)
+        return self.add_plant_perturbations(batch, k_plant, go)
 
     def conditions(self) -> Batch:
         """The canonical conditions: 8 directions linspace(−36°, 216°, 8) × `eval_radii`
@@ -864,6 +1053,16 @@ class ReachTask(AbstractReachTask):
         n = angle.shape[0]
         idle = np.full(n, round(np.mean(self.idle_range) / self.network_dt), np.int32)
         prep = np.full(n, round(np.mean(self.prep_range) / self.network_dt), np.int32)
+        if self.perturbations:
+            # perturbations drawn with a fixed key: the same evaluation set every time
+            return self.perturbed_trials(
+                jnp.asarray(angle),
+                jnp.asarray(radius),
+                jnp.asarray(idle),
+                jnp.asarray(prep),
+                key=jr.PRNGKey(PERTURBATION_KEY_SALT),
+                condition=jnp.arange(n, dtype=jnp.int32),
+            )
         return self.trials(
             jnp.asarray(angle),
             jnp.asarray(radius),
@@ -882,7 +1081,7 @@ class ReachTask(AbstractReachTask):
         per_trial = reach_metrics(
             outputs[..., :2],
             outputs[..., 2:],
-            np.asarray(batch.metadata["target"]),
+            np.asarray(batch.metadata.get("final_target", batch.metadata["target"])),
             go_cue=go,
             hold_start=go + self.movement_steps + 1,
             end=end,
@@ -891,7 +1090,9 @@ class ReachTask(AbstractReachTask):
         out = {name: _mean(values) for name, values in per_trial.items()}
         out["fraction_within_2cm"] = float(np.mean(per_trial["endpoint_error_cm"] < WITHIN_CM))
         bias, scatter = endpoint_bias_scatter(
-            outputs[:, -1, :2], batch.metadata["target"], batch.metadata["condition"]
+            outputs[:, -1, :2],
+            batch.metadata.get("final_target", batch.metadata["target"]),
+            batch.metadata["condition"],
         )
         out["endpoint_bias_cm"] = _mean(bias)
         out["endpoint_scatter_cm"] = _mean(scatter)
