@@ -30,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+import equinox as eqx
 import jax.random as jr
 import numpy as np
 
@@ -59,10 +60,11 @@ def perpendicular_deviation(position, start, target, first, last) -> np.ndarray:
     return masked[np.arange(len(idx)), idx]
 
 
-def train(task, model, n_iters, *, key, log=print):
-    """`n_iters` SOFO iterations at the task's CPU hyperparameters; returns the model, the
-    loss curve and the seconds spent (the first, compiling, step included)."""
-    hp = task.hyperparameters("sofo")
+def train(task, model, n_iters, *, key, overrides=None, log=print):
+    """`n_iters` SOFO iterations at the task's CPU hyperparameters (updated with
+    `overrides`); returns the model, the loss curve and the seconds spent (the first,
+    compiling, step included)."""
+    hp = {**task.hyperparameters("sofo"), **(overrides or {})}
     opt = nd.optim.from_config("sofo", **{k: v for k, v in hp.items() if k not in TRAINING_KEYS})
     trainable = model.trainable()
     state = opt.init(model, trainable)
@@ -92,6 +94,7 @@ def evaluate(task, model) -> dict:
         "mean_signed_max_deviation_cm": float(100 * dev.mean()),
         "mean_abs_max_deviation_cm": float(100 * np.abs(dev).mean()),
         "endpoint_error_cm": float(metrics["endpoint_error_cm"]),
+        "peak_speed_cm_s": float(metrics["peak_speed_cm_s"]),
     }
 
 
@@ -101,7 +104,9 @@ def figure(results: dict, task, strength: float, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 3.4), sharey=True)
+    fig, axes = plt.subplots(
+        1, len(results), figsize=(3.2 * len(results), 3.6), sharex=True, sharey=True
+    )
     c = np.asarray(task.center)
     for ax, (phase, r) in zip(axes, results.items()):
         for b in range(r["paths"].shape[0]):
@@ -115,6 +120,8 @@ def figure(results: dict, task, strength: float, path: Path) -> None:
         ax.set_xlabel(f"x (cm)   |dev| {r['mean_abs_max_deviation_cm']:.1f} cm", fontsize=8)
         ax.set_aspect("equal")
     axes[0].set_ylabel("y (cm)")
+    axes[0].set_xlim(-40, 40)
+    axes[0].set_ylim(-35, 35)
     fig.suptitle("Curl force field: hand paths from the go cue (noiseless)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,13 +138,29 @@ def run(args, log=print) -> dict:
     )
     model = null_task.default_model(key=k_model)
     log(f"null field: {args.null_iters} SOFO iterations ({args.plant} arm)")
-    model, null_losses, null_s = train(null_task, model, args.null_iters, key=k_null, log=log)
+    overrides = {}
+    if args.batch_size:
+        overrides["batch_size"] = args.batch_size
+    if args.tangents:
+        overrides["n_tangents"] = args.tangents
+    cache = Path(args.null_model) if args.null_model else None
+    if cache is not None and cache.exists():
+        model = eqx.tree_deserialise_leaves(cache, model)
+        null_losses, null_s = [float("nan")], 0.0
+        log(f"  loaded the null-field network from {cache}")
+    else:
+        model, null_losses, null_s = train(
+            null_task, model, args.null_iters, key=k_null, overrides=overrides, log=log
+        )
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            eqx.tree_serialise_leaves(cache, model)
     results = {"baseline": evaluate(null_task, model)}
     in_field = model.with_perturbation_inputs(field_task.perturbation_inputs)
     results["field, before adaptation"] = evaluate(field_task, in_field)
     log(f"curl field b = {args.strength:g} N·s/m: {args.field_iters} SOFO iterations")
     in_field, field_losses, field_s = train(
-        field_task, in_field, args.field_iters, key=k_field, log=log
+        field_task, in_field, args.field_iters, key=k_field, overrides=overrides, log=log
     )
     results["field, adapted"] = evaluate(field_task, in_field)
     results["washout"] = evaluate(null_task, in_field.with_perturbation_inputs(()))
@@ -145,13 +168,14 @@ def run(args, log=print) -> dict:
     for phase, r in results.items():
         rows.append(
             f"| {phase} | {r['mean_signed_max_deviation_cm']:+.2f} | "
-            f"{r['mean_abs_max_deviation_cm']:.2f} | {r['endpoint_error_cm']:.2f} |"
+            f"{r['mean_abs_max_deviation_cm']:.2f} | {r['endpoint_error_cm']:.2f} | "
+            f"{r['peak_speed_cm_s']:.0f} |"
         )
     table = "\n".join(
         [
             "| phase | mean signed max ⟂ deviation (cm) | mean abs max ⟂ deviation (cm) | "
-            "endpoint error (cm) |",
-            "|---|---|---|---|",
+            "endpoint error (cm) | peak speed (cm/s) |",
+            "|---|---|---|---|---|",
             *rows,
         ]
     )
@@ -162,6 +186,7 @@ def run(args, log=print) -> dict:
         "null_iters": args.null_iters,
         "field_iters": args.field_iters,
         "seed": args.seed,
+        "sofo": {**null_task.hyperparameters("sofo"), **overrides},
         "null_seconds": null_s,
         "field_seconds": field_s,
         "null_final_loss": float(np.mean(null_losses[-20:])),
@@ -184,7 +209,8 @@ def run(args, log=print) -> dict:
     (out / f"{stem}.md").write_text(
         f"# Curl force-field adaptation ({args.plant} arm, b = {args.strength:g} N·s/m)\n\n"
         f"{args.null_iters} SOFO iterations in the null field, then {args.field_iters} in "
-        f"the field (seed {args.seed}; {null_s + field_s:.0f} s of training on {machine()}).\n"
+        f"the field (B = {record['sofo']['batch_size']}, K = {record['sofo']['n_tangents']}, "
+        f"seed {args.seed}; {null_s + field_s:.0f} s of training on {machine()}).\n"
         "Noiseless evaluation on the 8 canonical reaches; deviation from the straight line "
         "centre → target between the go cue and the end of the movement window, positive "
         "= counter-clockwise.\n\n" + table + "\n"
@@ -200,7 +226,14 @@ def main(argv=None) -> int:
     p.add_argument("--strength", type=float, default=15.0, help="curl field b (N·s/m)")
     p.add_argument("--null-iters", type=int, default=1000)
     p.add_argument("--field-iters", type=int, default=500)
+    p.add_argument("--batch-size", type=int, default=None, help="default: the task's (64)")
+    p.add_argument("--tangents", type=int, default=None, help="SOFO K; default: the task's (48)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--null-model",
+        default=None,
+        help="a file: load the null-field network from it if it exists, else save it there",
+    )
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--quick", action="store_true", help="3 + 2 iterations (a smoke run)")
     args = p.parse_args(argv)

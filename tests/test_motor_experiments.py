@@ -62,7 +62,7 @@ def test_motornet_crosscheck():
     mc = _load("motornet_crosscheck")
     rng = np.random.default_rng(0)
     skeleton = mc.skeleton_check(50, rng)
-    assert skeleton["max_angle_excursion_rad"] > 0.01
+    assert skeleton["max_angle_excursion_rad"] > 0.01 and skeleton["inside_motornet_joint_box"]
     assert skeleton["relative_angle_difference"] < 1e-4
     strength = mc.strength_check()["torques_N_m"]
     for name, row in strength.items():

@@ -343,8 +343,10 @@ def test_perturbed_trials_run_and_are_exported(getkey, tmp_path):
     assert ds["inputs"].sizes["input"] == 6
     assert list(ds["input"].values[3:]) == ["curl_strength", "hand_force_x", "hand_force_y"]
     np.testing.assert_array_equal(ds["curl_strength"].values, -12.0)
-    for name in ("pulse_magnitude", "pulse_direction", "pulse_onset"):
-        assert name in ds.variables and ds[name].attrs["units"]
+    assert ds["curl_strength"].attrs["units"] == "N s m-1"
+    units = {"pulse_magnitude": "N", "pulse_direction": "rad", "pulse_onset": "s"}
+    for name, unit in units.items():
+        assert ds[name].attrs["units"] == unit, name
     nd.analysis.save(ds, tmp_path / "trials.nc")
     # a model trained without perturbations runs in the perturbed task (and back)
     plain = ReachTask(**SHORT).default_model(key=getkey())

@@ -39,12 +39,24 @@ _METADATA = {
     "radius": ("m", "target distance from the centre"),
     "target": ("m", "target position"),
     "direction": ("1", "canonical direction index (-1: random target)"),
+    # perturbations (neurodyn.tasks.CurlField, ForcePulse, TargetJump, CatchTrials)
+    "curl_strength": ("N s m-1", "curl field strength b, F = b (-v_y, v_x) (0: no field)"),
+    "pulse_duration": ("s", "force pulse duration (0: no pulse)"),
+    "pulse_magnitude": ("N", "force pulse magnitude (0: no pulse)"),
+    "pulse_direction": ("rad", "force pulse direction from +x (NaN: no pulse)"),
+    "jump_step": ("1", "network step of the target jump (-1: no jump)"),
+    "jump_rotation": ("rad", "target jump: rotation about the centre (0: no jump)"),
+    "jump_target": ("m", "target after the jump (the target when it does not jump)"),
+    "final_target": ("m", "target the hand must end on (jumped target; centre on catch trials)"),
+    "catch": ("1", "catch trial, no go cue (1) or not (0)"),
 }
 _EVENTS = {
     "target_onset": "target onset",
     "go_cue": "go cue",
     "go_cue1": "first go cue",
     "go_cue2": "second go cue",
+    "pulse_onset": "force pulse onset (NaN: no pulse)",
+    "jump": "target jump (NaN: no jump)",
 }
 
 

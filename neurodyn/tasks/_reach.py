@@ -892,7 +892,14 @@ class ReachTask(AbstractReachTask):
     canonical conditions staying at `eval_radii`; see "Edge radius"), `target_distribution`,
     `reach_fraction` (0.95), `eval_radii`, `n_neurons` (64), `tau` (0.02 s), `rate_noise`
     (None: 0.2·√(τ/dt)), `feedback` (joint angles and velocities), `feedback_delay` (s, a
-    multiple of `network_dt`; 0), `sensory_noise` (std in the feedback's units; 0).
+    multiple of `network_dt`; 0), `sensory_noise` (std in the feedback's units; 0),
+    `proprioceptive_delay_ms`, `visual_delay_ms` (None: `feedback_delay`; whole network
+    steps, else a ValueError; literature values ≈ 50 and 100 ms, see the how-to "Delay the
+    feedback and perturb the arm"), `proprioceptive_noise`, `visual_noise` (None:
+    `sensory_noise`), `perturbations` (`()`: any of [`neurodyn.tasks.CurlField`][],
+    [`neurodyn.tasks.ForcePulse`][], [`neurodyn.tasks.TargetJump`][],
+    [`neurodyn.tasks.CatchTrials`][], drawn per trial and recorded in `metadata`; see
+    `perturbed_trials`).
 
     **Raises:** `ValueError` naming the argument for an unknown plant (listing `"muscle"`,
     `"torque"`), negative or inconsistent timings, a trial too short for its events, times
