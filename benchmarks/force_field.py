@@ -1,16 +1,19 @@
 """Force-field adaptation (Shadmehr & Mussa-Ivaldi 1994) with a trained reaching network.
 
-    python benchmarks/force_field.py                 # CPU size (torque arm, ≈10–15 min)
+    python benchmarks/force_field.py                 # CPU size (torque arm, ≈12 min, 1 core)
     python benchmarks/force_field.py --quick         # a few iterations (the test's smoke run)
-    python benchmarks/force_field.py --plant muscle --strength -15
+    python benchmarks/force_field.py --strength 5 --null-model null.eqx   # reuse the network
 
 Four phases, each evaluated on the 8 canonical centre-out reaches with every noise source
 off (`ReachTask.eval_outputs(noise=False)`):
 
 1. **baseline**: a network trained in the null field (`--null-iters` SOFO iterations at the
-   task's CPU hyperparameters), reaching in the null field;
+   task's CPU hyperparameters with B = 32 and K = 32 by default, `--batch-size`,
+   `--tangents`), reaching in the null field;
 2. **field, before adaptation**: the same network in a curl field F = b·(−v_y, v_x)
-   (`--strength` b, N·s/m; b > 0 counter-clockwise): curved paths;
+   (`--strength` b, N·s/m; b > 0 counter-clockwise; default 1 — the trained torque-arm
+   network has little impedance, and at 5 N·s/m or the 10–20 N·s/m of human experiments its
+   hand is thrown into loops, see docs/how-to/force-field-adaptation.md): curved paths;
 3. **field, adapted**: after `--field-iters` further SOFO iterations in the field;
 4. **washout**: the adapted network back in the null field: the after-effects, curved the
    other way.
@@ -223,11 +226,11 @@ def run(args, log=print) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--plant", choices=nd.tasks.PLANTS, default="torque")
-    p.add_argument("--strength", type=float, default=15.0, help="curl field b (N·s/m)")
+    p.add_argument("--strength", type=float, default=1.0, help="curl field b (N·s/m)")
     p.add_argument("--null-iters", type=int, default=1000)
     p.add_argument("--field-iters", type=int, default=500)
-    p.add_argument("--batch-size", type=int, default=None, help="default: the task's (64)")
-    p.add_argument("--tangents", type=int, default=None, help="SOFO K; default: the task's (48)")
+    p.add_argument("--batch-size", type=int, default=32, help="0: the task's (64)")
+    p.add_argument("--tangents", type=int, default=32, help="SOFO K; 0: the task's (48)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--null-model",
