@@ -81,7 +81,7 @@ def test_delay_steps_is_exact_or_an_error():
         ReachTask(feedback=("muscle_lengths",))
 
 
-@pytest.mark.parametrize("plant_name", [pytest.param("torque", marks=pytest.mark.slow), "muscle"])
+@pytest.mark.parametrize("plant_name", ["torque", pytest.param("muscle", marks=pytest.mark.slow)])
 def test_each_signal_is_delayed_by_exactly_its_own_steps(plant_name, getkey):
     """Proprioception d_p = 2 steps, vision d_v = 5 steps: what the network receives at step
     t is exactly the signal of the plant state at step max(t − d, 0)."""
@@ -141,22 +141,24 @@ def _trial_outputs(task, key, batch_size=2, noise=True):
     return np.asarray(_rollout(model, batch.inputs, jr.PRNGKey(5))), batch
 
 
-def test_feedback_options_off_or_equal_to_the_defaults_are_bit_identical(getkey):
-    """One delay and one noise for all signals, given per modality, is the same loop as
-    `feedback_delay` / `sensory_noise` (bit for bit); per-modality values build the right
+def test_feedback_options_off_or_equal_to_the_defaults_give_the_same_loop(getkey):
+    """One delay and one noise for all signals, given per modality, build the very loop
+    `feedback_delay` / `sensory_noise` build (equal as pytrees, static fields included, so
+    their rollouts are the same computation); per-modality values build the right
     per-signal delays and per-channel noise."""
-    key = getkey()
     feedback = ("joint_angles", "joint_velocities", "hand_position")
-    task = ReachTask(**SHORT, feedback=feedback, feedback_delay=0.05, sensory_noise=0.01)
-    y_ref, _ = _trial_outputs(task, key)
+    key = jr.PRNGKey(0)
+    ref = ReachTask(**SHORT, feedback=feedback, feedback_delay=0.05, sensory_noise=0.01)
     task = ReachTask(
         **SHORT, feedback=feedback, proprioceptive_delay_ms=50, visual_delay_ms=50,
         proprioceptive_noise=0.01, visual_noise=0.01,
     )  # fmt: skip
-    y, _ = _trial_outputs(task, key)
-    assert np.array_equal(y, y_ref)
-    default = ReachTask(**SHORT).default_model(key=jr.PRNGKey(0))
-    zero = ReachTask(**SHORT, proprioceptive_delay_ms=0.0).default_model(key=jr.PRNGKey(0))
+    a, b = ref.default_model(key=key), task.default_model(key=key)
+    assert b.feedback_delays == (5, 5, 5) and b.feedback_delay == 5
+    assert a.sensory_noise == b.sensory_noise == (0.01,) * 6
+    assert eqx.tree_equal(a, b)
+    default = ReachTask(**SHORT).default_model(key=key)
+    zero = ReachTask(**SHORT, proprioceptive_delay_ms=0.0).default_model(key=key)
     assert zero.feedback_delay == 0 and eqx.tree_equal(zero, default)
     task = ReachTask(**SHORT, feedback=feedback, proprioceptive_delay_ms=50, visual_delay_ms=100)
     loop = task.default_model(key=getkey())
@@ -284,7 +286,7 @@ def test_perturbations_are_drawn_per_trial_and_recorded(getkey):
             CatchTrials(probability=0.25),
         ),
     )  # fmt: skip
-    batch = task.sample(key=getkey(), batch_size=256)
+    batch = jax.jit(lambda key: task.sample(key=key, batch_size=64))(getkey())
     md = {k: np.asarray(v) for k, v in batch.metadata.items()}
     x, tgt, w = (np.asarray(a) for a in (batch.inputs, batch.targets, batch.weights))
     n, T = x.shape[:2]
@@ -293,7 +295,7 @@ def test_perturbations_are_drawn_per_trial_and_recorded(getkey):
     assert set(np.unique(curl)) == {-15.0, 0.0, 15.0}
     np.testing.assert_array_equal(x[..., 3], np.broadcast_to(curl[:, None], (n, T)))
     catch = md["catch"].astype(bool)
-    assert 0.1 < catch.mean() < 0.4
+    assert 0.05 < catch.mean() < 0.5
     for i in range(n):
         go = int(md["go_cue"][i])
         if catch[i]:  # no go cue: fixation on, the hand held at the centre, weight 1
@@ -323,7 +325,7 @@ def test_perturbations_are_drawn_per_trial_and_recorded(getkey):
             # rotated about the centre by 30–45° either way, radius kept
             r0, r1 = md["target"][i] - task.center, new - task.center
             np.testing.assert_allclose(np.linalg.norm(r1), np.linalg.norm(r0), rtol=1e-12)
-            turn = math.degrees(math.atan2(np.cross(r0, r1), r0 @ r1))
+            turn = math.degrees(math.atan2(r0[0] * r1[1] - r0[1] * r1[0], r0 @ r1))
             assert 30 - 1e-9 <= abs(turn) <= 45 + 1e-9
             np.testing.assert_allclose(turn, math.degrees(md["jump_rotation"][i]), atol=1e-9)
     assert (md["jump_step"] >= 0).any() and (md["pulse_onset"] >= 0).any()
@@ -332,6 +334,7 @@ def test_perturbations_are_drawn_per_trial_and_recorded(getkey):
     assert np.array_equal(c1.inputs, c2.inputs) and c1.inputs.shape[-1] == 6
 
 
+@pytest.mark.slow
 def test_perturbed_trials_run_and_are_exported(getkey, tmp_path):
     task = ReachTask(
         **SHORT, eval_radii=(0.1,),
