@@ -25,3 +25,5 @@ from ._simulate import TaskAdapter as TaskAdapter
 from ._simulate import register_adapter as register_adapter
 from ._simulate import simulate as simulate
 from ._trajectories import trajectories as trajectories
+from ._fixed_points import fixed_points as fixed_points
+from ._fixed_points import plot_fixed_points as plot_fixed_points
