@@ -91,9 +91,7 @@ def test_bistable_units_have_nine_fixed_points_with_the_right_labels(getkey):
     # eigenvalues: 1 + α(−1 + w sech²(x)) per unit, at each point
     for i, point in enumerate(found):
         lam = 1 + alpha * (-1 + w / np.cosh(point) ** 2)
-        np.testing.assert_allclose(
-            np.sort(fp.eigenvalue_real.values[i]), np.sort(lam), atol=1e-6
-        )
+        np.testing.assert_allclose(np.sort(fp.eigenvalue_real.values[i]), np.sort(lam), atol=1e-6)
         n_unstable = int((lam > 1).sum())
         assert int(fp.n_unstable[i]) == n_unstable
     np.testing.assert_allclose(fp.rates.values, np.tanh(found), atol=1e-12)
@@ -108,9 +106,7 @@ def test_fixed_points_of_a_linear_rate_rnn(getkey):
     b = jnp.linspace(-0.5, 0.5, 6)
     net = eqx.tree_at(lambda m: m.b, net, b)
     W = np.asarray(net.weights().W)
-    fp = nd.analysis.fixed_points(
-        net, np.zeros((4, 10, 2)), key=getkey(), n_starts=8, n_iters=50
-    )
+    fp = nd.analysis.fixed_points(net, np.zeros((4, 10, 2)), key=getkey(), n_starts=8, n_iters=50)
     assert fp.sizes["fixed_point"] == 1
     np.testing.assert_allclose(fp.state.values[0], np.linalg.solve((np.eye(6) - W).T, b), atol=1e-8)
     lam = 0.75 + 0.25 * np.linalg.eigvals(W)
@@ -133,3 +129,86 @@ def test_fixed_points_rejects_bad_arguments(getkey):
         nd.analysis.fixed_points(net, np.zeros((3, 5, 2)), n_starts=0, key=getkey())
     with pytest.raises(TypeError, match="`model`"):
         nd.analysis.fixed_points(object(), np.zeros((3, 5, 2)), key=getkey())
+
+
+# ----------------------------------------------------------------------------- jPCA
+
+
+def _rotations(rng, n_conditions=8, n_times=60, n_units=20, dt=0.01, noise=0.0):
+    """Two rotation planes (ω = 6 and 2 rad/s; the first with larger amplitude) in N units."""
+    t = np.arange(n_times) * dt
+    Q, _ = np.linalg.qr(rng.standard_normal((n_units, 4)))
+    latent = np.zeros((n_conditions, n_times, 4))
+    for k, (omega, amp) in enumerate([(6.0, 3.0), (2.0, 1.0)]):
+        phase = rng.uniform(0, 2 * np.pi, n_conditions)[:, None]
+        radius = amp * rng.uniform(0.5, 1.5, n_conditions)[:, None]
+        latent[:, :, 2 * k] = radius * np.cos(omega * t + phase)
+        latent[:, :, 2 * k + 1] = radius * np.sin(omega * t + phase)
+    x = latent @ Q.T + 5.0 + noise * rng.standard_normal((n_conditions, n_times, n_units))
+    return x, Q, t
+
+
+def test_skew_symmetric_fit_matches_an_explicit_least_squares():
+    rng = np.random.default_rng(0)
+    x, dx = rng.standard_normal((50, 4)), rng.standard_normal((50, 4))
+    m = nd.analysis._jpca.skew_symmetric_fit(x, dx)
+    # independent: least squares over the 6 free entries of a skew matrix
+    pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+    design = []
+    for i, j in pairs:
+        e = np.zeros((4, 4))
+        e[i, j], e[j, i] = 1.0, -1.0
+        design.append((x @ e).ravel())
+    k = np.linalg.lstsq(np.stack(design, axis=1), dx.ravel(), rcond=None)[0]
+    expected = np.zeros((4, 4))
+    for (i, j), v in zip(pairs, k):
+        expected[i, j], expected[j, i] = v, -v
+    np.testing.assert_allclose(m, expected, atol=1e-10)
+
+
+def test_jpca_recovers_known_rotation_planes():
+    x, Q, t = _rotations(np.random.default_rng(1), noise=0.01)
+    import xarray as xr
+
+    da = xr.DataArray(x, dims=("condition", "time", "neuron"), coords={"time": t})
+    jp = nd.analysis.jpca(da, n_pcs=4)
+    assert float(jp.r2_skew) > 0.95 and float(jp.r2_full) >= float(jp.r2_skew) - 1e-12
+    np.testing.assert_allclose(jp.frequency.values, [6.0, 2.0], rtol=0.02)
+    for k in range(2):
+        plane = jp.jpcs.values[:, 2 * k : 2 * k + 2]
+        angles = scipy.linalg.subspace_angles(plane, Q[:, 2 * k : 2 * k + 2])
+        assert np.max(angles) < 0.05, (k, angles)
+    M = jp.M_skew.values
+    np.testing.assert_allclose(M, -M.T, atol=1e-12)
+    assert jp.projection.dims == ("condition", "time", "jpc")
+    # the first plane rotates counter-clockwise from jPC1 to jPC2
+    p = jp.projection.values[..., :2]
+    cross = p[:, :-1, 0] * p[:, 1:, 1] - p[:, :-1, 1] * p[:, 1:, 0]
+    assert np.all(cross > 0)
+    fig = nd.analysis.plot_jpca(jp)
+    assert fig.axes
+
+
+def test_jpca_on_non_rotational_dynamics_gives_low_skew_r2():
+    rng = np.random.default_rng(2)
+    t = np.arange(60) * 0.01
+    rates = np.array([1.0, 3.0, 6.0, 10.0])  # pure decay along 4 orthogonal axes
+    Q, _ = np.linalg.qr(rng.standard_normal((20, 4)))
+    latent = rng.standard_normal((8, 1, 4)) * np.exp(-rates * t[:, None])[None]
+    jp = nd.analysis.jpca(latent @ Q.T, n_pcs=4)
+    assert float(jp.r2_full) > 0.99
+    assert float(jp.r2_skew) < 0.2
+
+
+def test_jpca_rejects_bad_arguments():
+    x, _, _ = _rotations(np.random.default_rng(3))
+    with pytest.raises(ValueError, match="even"):
+        nd.analysis.jpca(x, n_pcs=3)
+    with pytest.raises(ValueError, match="exceeds"):
+        nd.analysis.jpca(x[:, :, :4], n_pcs=6)
+    with pytest.raises(ValueError, match="NaN"):
+        bad = x.copy()
+        bad[0, 0, 0] = np.nan
+        nd.analysis.jpca(bad)
+    with pytest.raises(ValueError, match=r"\[condition, time, unit\]"):
+        nd.analysis.jpca(np.zeros((2, 3, 4, 5)))

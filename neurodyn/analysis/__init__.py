@@ -5,8 +5,12 @@ from ._convert import to_jpca as to_jpca
 from ._convert import to_numpy as to_numpy
 from ._export import export_from_run as export_from_run
 from ._export import export_run as export_run
+from ._fixed_points import fixed_points as fixed_points
+from ._fixed_points import plot_fixed_points as plot_fixed_points
 from ._io import load as load
 from ._io import save as save
+from ._jpca import jpca as jpca
+from ._jpca import plot_jpca as plot_jpca
 from ._plots import plot_learning_curves as plot_learning_curves
 from ._plots import plot_psth_grid as plot_psth_grid
 from ._plots import save_figure as save_figure
@@ -25,5 +29,3 @@ from ._simulate import TaskAdapter as TaskAdapter
 from ._simulate import register_adapter as register_adapter
 from ._simulate import simulate as simulate
 from ._trajectories import trajectories as trajectories
-from ._fixed_points import fixed_points as fixed_points
-from ._fixed_points import plot_fixed_points as plot_fixed_points

@@ -32,10 +32,14 @@ def _trial_inputs(inputs) -> np.ndarray:
     """`[trial, time, input]` from a trials dataset, a task batch or an array."""
     if isinstance(inputs, xr.Dataset):
         if "inputs" not in inputs:
-            raise ValueError("`inputs` is a dataset without an `inputs` variable (trial, time, input).")
+            raise ValueError(
+                "`inputs` is a dataset without an `inputs` variable (trial, time, input)."
+            )
         da = inputs["inputs"]
         if da.dims[:2] != ("trial", "time"):
-            raise ValueError(f"`inputs['inputs']` must have dims (trial, time, ...); has {da.dims}.")
+            raise ValueError(
+                f"`inputs['inputs']` must have dims (trial, time, ...); has {da.dims}."
+            )
         arr = np.asarray(da.values)
     elif hasattr(inputs, "inputs") and not isinstance(inputs, (np.ndarray, jax.Array)):
         arr = np.asarray(inputs.inputs)
@@ -391,7 +395,9 @@ def plot_fixed_points(
 
     plt = _pyplot()
     if variable not in fp:
-        raise ValueError(f"`variable` must be a variable of `fp` ({list(fp.data_vars)}); got {variable!r}.")
+        raise ValueError(
+            f"`variable` must be a variable of `fp` ({list(fp.data_vars)}); got {variable!r}."
+        )
     pts = np.asarray(fp[variable].values, np.float64)
     traj = None
     if trials is not None:
@@ -424,7 +430,9 @@ def plot_fixed_points(
         sel = kinds == kind
         n = int(sel.sum())
         if n:
-            ax.scatter(proj[sel, 0], proj[sel, 1], zorder=3, **{**kw, "label": f"{kw['label']} ({n})"})
+            ax.scatter(
+                proj[sel, 0], proj[sel, 1], zorder=3, **{**kw, "label": f"{kw['label']} ({n})"}
+            )
     ax.set_xlabel("PC1")
     ax.set_ylabel("PC2")
     ax.set_title(f"{fp.sizes['fixed_point']} fixed points ({variable}, PCA plane)")
@@ -433,7 +441,7 @@ def plot_fixed_points(
 
     theta = np.linspace(0, 2 * np.pi, 200)
     ax_eig.plot(np.cos(theta), np.sin(theta), color="0.6", lw=0.8)
-    for kind, kw in style.items():
+    for kind in style:
         sel = kinds == kind
         if sel.any():
             re = fp["eigenvalue_real"].values[sel].ravel()
