@@ -212,3 +212,93 @@ def test_jpca_rejects_bad_arguments():
         nd.analysis.jpca(bad)
     with pytest.raises(ValueError, match=r"\[condition, time, unit\]"):
         nd.analysis.jpca(np.zeros((2, 3, 4, 5)))
+
+
+# ----------------------------------------------------------------------------- similarity
+
+
+def _smooth_random(rng, shape, width=4):
+    """Smooth random trajectories (Gaussian-filtered white noise along time)."""
+    import scipy.ndimage
+
+    return scipy.ndimage.gaussian_filter1d(rng.standard_normal(shape), width, axis=1) * 5
+
+
+def test_similarity_of_a_rotated_scaled_copy_and_of_unrelated_data(getkey):
+    rng = np.random.default_rng(4)
+    a, _, _ = _rotations(rng, n_conditions=6, n_times=40, n_units=15, noise=0.05)
+    a = a + _smooth_random(rng, a.shape)
+    Q, _ = np.linalg.qr(rng.standard_normal((15, 15)))
+    copy = 3.0 * a @ Q + 7.0
+    other = rng.standard_normal((6, 40, 12))  # unrelated: white noise
+    s = {}
+    for method in ("cca", "procrustes", "dsa"):
+        s[method] = nd.analysis.similarity(a, copy, method, key=getkey(), n_shuffles=10)
+        s[method + "_other"] = nd.analysis.similarity(a, other, method, key=getkey(), n_shuffles=0)
+    assert float(s["cca"].score) > 1 - 1e-8
+    assert float(s["procrustes"].score) < 1e-6
+    assert float(s["dsa"].score) < 1e-3
+    assert float(s["cca_other"].score) < 0.7
+    assert float(s["procrustes_other"].score) > 0.7
+    assert float(s["dsa_other"].score) > 0.2
+    for method in ("cca", "procrustes", "dsa"):
+        assert float(s[method].p_value) == pytest.approx(1 / 11)  # beats every shuffle
+    assert s["cca"].canonical_correlation.sizes["component"] == 10
+    fig = nd.analysis.plot_similarity(s)
+    assert len(fig.axes) == 6
+    assert np.isnan(float(s["cca_other"].p_value))
+
+
+def test_similarity_measures_match_textbook_formulas():
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((3, 30, 6))
+    b = a @ rng.standard_normal((6, 5)) + 0.5 * rng.standard_normal((3, 30, 5))
+    fa, fb = a.reshape(-1, 6), b.reshape(-1, 5)
+    fa, fb = fa - fa.mean(0), fb - fb.mean(0)
+    # CCA: canonical correlations² are the eigenvalues of Σaa⁻¹ Σab Σbb⁻¹ Σba
+    saa, sbb, sab = fa.T @ fa, fb.T @ fb, fa.T @ fb
+    ev = np.linalg.eigvals(np.linalg.solve(saa, sab) @ np.linalg.solve(sbb, sab.T)).real
+    expected = np.sqrt(np.sort(np.clip(ev, 0, None))[::-1][:5])
+    cc = nd.analysis._similarity.canonical_correlations(fa, fb, 6)
+    np.testing.assert_allclose(cc, expected, atol=1e-8)
+    # Procrustes: cos d = max over orthogonal R of <A, B R> (scipy's orthogonal Procrustes)
+    b6 = np.concatenate([fb, np.zeros((fb.shape[0], 1))], axis=1)  # pad to equal widths
+    A, B = fa / np.linalg.norm(fa), b6 / np.linalg.norm(b6)
+    R, _ = scipy.linalg.orthogonal_procrustes(B, A)
+    d = nd.analysis._similarity.procrustes_angle(fa, fb)
+    np.testing.assert_allclose(np.cos(d), np.sum(A * (B @ R)), atol=1e-10)
+
+
+def test_dsa_operator_recovers_known_linear_dynamics():
+    # latent linear dynamics z_{t+1} = M z_t: with one delay and full rank DSA's operator is
+    # conjugate to M (same eigenvalues)
+    rng = np.random.default_rng(6)
+    th = 0.2
+    M = np.array(
+        [
+            [0.95 * np.cos(th), -0.95 * np.sin(th), 0],
+            [0.95 * np.sin(th), 0.95 * np.cos(th), 0],
+            [0, 0, 0.8],
+        ]
+    )
+    z = np.zeros((5, 30, 3))
+    z[:, 0] = rng.standard_normal((5, 3))
+    for k in range(1, 30):
+        z[:, k] = z[:, k - 1] @ M.T
+    x = z @ rng.standard_normal((3, 8))
+    op = nd.analysis._similarity.delay_operator(x, 3, 1, 3)
+    np.testing.assert_allclose(
+        np.sort_complex(np.linalg.eigvals(op)), np.sort_complex(np.linalg.eigvals(M)), atol=1e-8
+    )
+
+
+def test_similarity_rejects_bad_arguments(getkey):
+    a = np.random.default_rng(7).standard_normal((3, 20, 5))
+    with pytest.raises(ValueError, match="`method`"):
+        nd.analysis.similarity(a, a, "rsa", key=getkey())
+    with pytest.raises(ValueError, match="same conditions"):
+        nd.analysis.similarity(a, a[:, :10], key=getkey())
+    with pytest.raises(ValueError, match="`null`"):
+        nd.analysis.similarity(a, a, null="units", key=getkey())
+    with pytest.raises(ValueError, match="`n_pcs`"):
+        nd.analysis.similarity(a, a, n_pcs=9, key=getkey())

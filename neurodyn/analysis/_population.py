@@ -121,10 +121,13 @@ def _checked(pop: Population, name: str) -> Population:
 
 def pca_basis(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-`n` principal axes `[unit, n]` of the rows of centred `x` and their variance
-    fractions `[n]` (signs fixed so that each axis' largest loading is positive)."""
+    fractions `[n]`. Each axis' sign makes the sample with the largest |score| positive, a
+    rule that does not depend on the units' basis (a rotated copy of `x` gets the same
+    scores)."""
     _, s, vt = np.linalg.svd(x, full_matrices=False)
     axes = vt[:n].T
-    signs = np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(axes.shape[1])])
+    scores = x @ axes
+    signs = np.sign(scores[np.abs(scores).argmax(axis=0), np.arange(axes.shape[1])])
     axes = axes * np.where(signs == 0, 1.0, signs)
     total = float(np.sum(s**2))
     frac = s[:n] ** 2 / total if total > 0 else np.zeros(min(n, s.size))
