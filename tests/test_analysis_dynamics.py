@@ -302,3 +302,75 @@ def test_similarity_rejects_bad_arguments(getkey):
         nd.analysis.similarity(a, a, null="units", key=getkey())
     with pytest.raises(ValueError, match="`n_pcs`"):
         nd.analysis.similarity(a, a, n_pcs=9, key=getkey())
+
+
+# ----------------------------------------------------------------------------- dPCA
+
+
+def _mixed_selectivity(rng, noise=0.01):
+    """Units mixing a time signal, a stimulus signal (4 levels) and a decision signal (2)
+    along overlapping encoder axes; each signal lies in its own marginalisation."""
+    import xarray as xr
+
+    n, t = 30, np.linspace(0, 1, 25)
+    u_t = rng.standard_normal(n)
+    u_s = u_t + 0.7 * rng.standard_normal(n)
+    u_d = u_s + 0.7 * rng.standard_normal(n)
+    axes = [u / np.linalg.norm(u) for u in (u_t, u_s, u_d)]
+    a = np.sin(2 * np.pi * t)  # time: the same in every condition
+    stim = (np.arange(4) - 1.5)[:, None, None] * t[None, None, :] * 2  # mean 0 over stimulus
+    dec = np.array([-1.0, 1.0])[None, :, None] * np.sqrt(t)[None, None, :]
+    x = (
+        axes[0][:, None, None, None] * a
+        + axes[1][:, None, None, None] * stim[None]
+        + axes[2][:, None, None, None] * dec[None]
+    )
+    x = x + noise * rng.standard_normal(x.shape) + 3.0
+    da = xr.DataArray(x, dims=("neuron", "stimulus", "decision", "time"), coords={"time": t})
+    return da, axes
+
+
+def test_marginalizations_sum_to_the_data_and_are_orthogonal():
+    x = np.random.default_rng(8).standard_normal((5, 3, 2, 4))
+    x = x - x.mean(axis=(1, 2, 3), keepdims=True)
+    parts = nd.analysis._dpca.marginalize(x, 3)
+    assert len(parts) == 7
+    np.testing.assert_allclose(sum(parts.values()), x, atol=1e-12)
+    flat = [p.reshape(5, -1) for p in parts.values()]
+    for i in range(len(flat)):
+        for j in range(i):
+            np.testing.assert_allclose(np.sum(flat[i] * flat[j], axis=1), 0, atol=1e-12)
+    # the stimulus marginal is the stimulus average, centred (a textbook average)
+    expected = x.mean(axis=(2, 3), keepdims=True)
+    np.testing.assert_allclose(parts[(0,)], np.broadcast_to(expected, x.shape), atol=1e-12)
+
+
+def test_dpca_demixes_known_marginal_structure():
+    da, axes = _mixed_selectivity(np.random.default_rng(9))
+    dp = nd.analysis.dpca(da, n_components=2)
+    assert list(dp.marginalization.values) == ["stimulus", "decision", "time", "stimulus×decision"]
+    np.testing.assert_allclose(dp.marginal_variance.sum(), 1.0, atol=1e-12)
+    for name, axis in zip(("time", "stimulus", "decision"), axes):
+        first = f"{name} 1"
+        split = dp.variance_split.sel(component=first)
+        assert float(split.sel(marginalization=name)) > 0.99, (name, split.values)
+        enc = dp.encoder.sel(component=first).values
+        assert abs(enc @ axis) > 0.99, name
+        assert float(dp.explained_variance.sel(component=first)) > 0.05
+    # the signals' variance lies in their marginalisations; interaction holds only noise
+    assert float(dp.marginal_variance.sel(marginalization="stimulus×decision")) < 1e-3
+    np.testing.assert_allclose(dp.variance_split.sum("marginalization"), 1.0, atol=1e-9)
+    fig = nd.analysis.plot_dpca(dp, n_components=2)
+    assert len(fig.axes) == 4 * 3
+
+
+def test_dpca_on_a_psth_like_array_and_bad_input():
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((4, 20, 8))  # condition, time, unit
+    dp = nd.analysis.dpca(x, n_components=2)
+    assert list(dp.marginalization.values) == ["condition", "time"]
+    assert dp.projection.dims == ("component", "condition", "time")
+    with pytest.raises(ValueError, match="neuron"):
+        nd.analysis.dpca(x, dims=("a", "b", "c"))
+    with pytest.raises(ValueError, match="n_components"):
+        nd.analysis.dpca(x, n_components=9)

@@ -3,6 +3,8 @@
 from ._convert import to_dpca as to_dpca
 from ._convert import to_jpca as to_jpca
 from ._convert import to_numpy as to_numpy
+from ._dpca import dpca as dpca
+from ._dpca import plot_dpca as plot_dpca
 from ._export import export_from_run as export_from_run
 from ._export import export_run as export_run
 from ._fixed_points import fixed_points as fixed_points
