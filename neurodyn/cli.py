@@ -6,6 +6,7 @@
     neurodyn compare TASK --optimizers sofo,adam [--seeds 3] [...]
     neurodyn tasks
     neurodyn export RUN_DIR [--n-trials N]
+    neurodyn analyse RUN_DIR [--fixed-points] [--jpca] [--dpca] [--n-starts N] [--n-pcs K]
 
 Mistakes a user can make (unknown names, bad values, unreadable configs, an output folder that
 would be overwritten) exit with status 2 and one line on stderr (set NEURODYN_DEBUG=1 to see
@@ -262,6 +263,29 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_analyse(args) -> int:
+    from .analysis import analyse_run
+
+    run = Path(args.run_dir)
+    if not (run / "config.toml").exists():
+        raise UsageError(f"{run} is not a run folder (no config.toml).")
+    chosen = [a for a in ("fixed_points", "jpca", "dpca") if getattr(args, a)]
+    for flag, value in (("--n-starts", args.n_starts), ("--n-pcs", args.n_pcs)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be >= 1; got {value}.")
+    options = {"n_starts": args.n_starts, "n_iters": args.fp_iters, "n_pcs": args.n_pcs}
+    outputs = analyse_run(
+        run,
+        chosen or ("fixed_points", "jpca", "dpca"),
+        seed=args.seed,
+        **{k: v for k, v in options.items() if v is not None},
+    )
+    print(f"analysed {run}:")
+    for name, rel in outputs.items():
+        print(f"  {name:<20} {run / rel}")
+    return 0
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -404,6 +428,24 @@ def make_parser() -> argparse.ArgumentParser:
         help="trials to simulate (default: the task's evaluation conditions)",
     )
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "analyse",
+        help="fixed points, jPCA and dPCA of a trained run",
+        description="Write analysis/*.nc and figures/*.png into a run folder: fixed points "
+        "(--fixed-points), jPCA (--jpca), dPCA (--dpca); all three when none is chosen.",
+    )
+    p.add_argument("run_dir", help="a folder written by `neurodyn fit`")
+    p.add_argument("--fixed-points", action="store_true", help="fixed points without input")
+    p.add_argument("--jpca", action="store_true", help="jPCA of the PSTHs")
+    p.add_argument("--dpca", action="store_true", help="dPCA of the PSTHs")
+    p.add_argument("--n-starts", type=int, default=None, metavar="N", help="fixed-point starts")
+    p.add_argument(
+        "--fp-iters", type=int, default=None, metavar="N", help="fixed-point Adam iterations"
+    )
+    p.add_argument("--n-pcs", type=int, default=None, metavar="K", help="jPCA components")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="default: the run's")
+    p.set_defaults(func=cmd_analyse)
     return parser
 
 

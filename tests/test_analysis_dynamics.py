@@ -374,3 +374,33 @@ def test_dpca_on_a_psth_like_array_and_bad_input():
         nd.analysis.dpca(x, dims=("a", "b", "c"))
     with pytest.raises(ValueError, match="n_components"):
         nd.analysis.dpca(x, n_components=9)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+@pytest.mark.slow  # trains a tiny run first: ~15 s on an idle core, minutes on a busy one
+def test_cli_analyse_writes_results_and_figures(tmp_path, capsys):
+    from neurodyn.cli import main
+
+    out = tmp_path / "run"
+    tiny = ["--iters", "2", "--batch-size", "4", "--n-tangents", "4", "--no-progress"]
+    sizes = ["--set", "task.n_steps=20", "--set", "task.n_neurons=8"]
+    assert main(["fit", "flipflop", "--out", str(out), *tiny, *sizes]) == 0
+    capsys.readouterr()
+    argv = ["analyse", str(out), "--fixed-points", "--jpca", "--dpca", "--n-starts", "8"]
+    code = main([*argv, "--fp-iters", "20", "--n-pcs", "2"])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    for name in ("fixed_points", "jpca", "dpca"):
+        ds = nd.analysis.load(out / "analysis" / f"{name}.nc")
+        assert ds.attrs["kind"] == name
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1000
+        assert name in stdout
+    fp = nd.analysis.load(out / "analysis" / "fixed_points.nc")
+    assert fp.sizes["neuron"] == 8 and fp.attrs["n_starts"] == 8
+    # errors: one line on stderr, exit status 2
+    assert main(["analyse", str(tmp_path / "nothing")]) == 2
+    assert "is not a run folder" in capsys.readouterr().err
+    assert main(["analyse", str(out), "--n-pcs", "3", "--jpca"]) == 2
+    assert "even" in capsys.readouterr().err

@@ -29,7 +29,14 @@ EXPECTED_FIGURES = {
     "03_long_horizons": {"memory_vs_T", "learning_curve", "traces", "error_since_switch"},
     "04_custom_model_and_task": {"learning_curve", "trial"},
     "05_inside_sofo": {"damping", "effect_of_K"},
-    "06_analysing_dynamics": {"psth_bit0_pulse", "pca_trajectories", "fixed_points"},
+    "06_analysing_dynamics": {
+        "psth_bit0_pulse",
+        "pca_trajectories",
+        "fixed_points",
+        "jpca",
+        "dpca",
+        "similarity",
+    },
 }
 
 

@@ -12,23 +12,27 @@
 # ---
 
 # %% [markdown]
-# # 6 · Analysing trained dynamics: PSTHs, population trajectories and fixed points
+# # 6 · Analysing trained dynamics: fixed points, jPCA, dPCA and similarity
 #
 # A trained network is a dynamical system, and the questions neuroscientists ask of
-# recorded neurons apply to it too. On a network trained on the 3-bit flip-flop you will
+# recorded neurons apply to it too. You will
 #
-# 1. compute **PSTHs**: re-align every trial on an event (an input pulse) and average per
-#    condition (the pulse's sign),
-# 2. project the population activity on its **principal components** and draw the
-#    trajectories,
-# 3. find the network's **fixed points** — the states where, without input, the dynamics
-#    stop — and classify them by the eigenvalues of the linearised dynamics.
+# 1. compute **PSTHs** of a network trained on the 3-bit flip-flop and draw its population
+#    trajectories in PCA space,
+# 2. find its **fixed points** with `nd.analysis.fixed_points` — the states where, without
+#    input, the dynamics stop — and classify them as stable points or saddles by the
+#    eigenvalues of the linearised dynamics,
+# 3. look for **rotational dynamics** (`nd.analysis.jpca`) and **demixed components**
+#    (`nd.analysis.dpca`) in the PSTHs of a network trained to reach,
+# 4. compare a SOFO-trained and an Adam-trained network with **CCA, Procrustes shape
+#    distance and dynamical similarity analysis** (`nd.analysis.similarity`).
 #
 # Sussillo & Barak (2013) showed that a network solving the 3-bit flip-flop stores its
 # 2³ = 8 memories in stable fixed points (or slow points), with saddle points between them.
 #
-# `NEURODYN_FAST=1` trains for a few iterations only (the test suite's mode): the analysis
-# then runs on an almost untrained network and the fixed points mean little.
+# `NEURODYN_FAST=1` shrinks the networks and trains for a few iterations only (the test
+# suite's mode): the analyses then run on almost untrained networks and their numbers mean
+# little; every figure says so in its title.
 
 # %%
 import os
@@ -40,12 +44,10 @@ import matplotlib
 NOTEBOOK = "ipykernel" in sys.modules
 if not NOTEBOOK:
     matplotlib.use("Agg")
-import jax
 import jax.numpy as jnp
 import jax.random as jr
 import matplotlib.pyplot as plt
 import numpy as np
-import optax
 from sklearn.decomposition import PCA
 
 import neurodyn as nd
@@ -56,8 +58,16 @@ OUT = Path(os.environ.get("NEURODYN_TUTORIAL_OUT", HERE / "_out")) / "06_analysi
 OUT.mkdir(parents=True, exist_ok=True)
 
 
+TAG = " [fast mode: shrunken, briefly trained run]" if FAST else ""
+
+
 def save(fig, name):
-    """Write a figure to OUT (and keep it on screen in a notebook)."""
+    """Write a figure to OUT (and keep it on screen in a notebook); in fast mode the title
+    says that the run was shrunken and briefly trained."""
+    if FAST:
+        title = fig.get_suptitle()
+        fig.suptitle((title + "\n" if title else "") + TAG.strip(" []"), fontsize=9)
+        fig.tight_layout()
     fig.savefig(OUT / f"{name}.png", dpi=100)
     if not NOTEBOOK:
         plt.close(fig)
@@ -156,157 +166,160 @@ save(fig, "pca_trajectories")
 # ## Fixed points
 #
 # Without input the network is the map x ↦ F(x) = x + (dt/τ)(−x + φ(x) W + b) (its
-# `step` with u = 0). A fixed point satisfies F(x*) = x*. Following Sussillo & Barak, we
-# minimise the *speed*
+# `step` with u = 0). A fixed point satisfies F(x*) = x*. Following Sussillo & Barak,
+# `nd.analysis.fixed_points` minimises the *speed*
 #
 # q(x) = ½ ‖F(x) − x‖²
 #
-# from many starting states taken on the trajectories, all at once (`jax.vmap`), with Adam
-# (`optax`). Adam brings each start to a minimum of q — a fixed point (q = 0) or a *slow
-# point* (q small but not zero). A few Newton steps on F(x) − x = 0 then polish the
-# candidates: where a fixed point is nearby they converge to it to round-off. The finder is
-# a dozen lines, and any recurrent model with a `step(carry, u)` method works.
-
+# from many states sampled on the network's own trajectories (here: driven by the inputs
+# of the trials dataset), all at once in one compiled optax loop; Newton steps polish the
+# end points, those with q below `speed_tolerance` are kept and merged when closer than a
+# tolerance, and each is linearised: J = ∂F/∂x at the point. The network is a
+# discrete-time map, so a mode is unstable when |λ(J)| > 1: a *stable* point has none
+# (an attractor: a memory), a *saddle* some.
 
 # %%
-def find_fixed_points(step, starts, u, *, n_iters=2000, learning_rate=1e-2, n_newton=10):
-    """Minimise q(x) = ½‖F(x) − x‖², F(x) = step(x, u)[0], from every row of `starts`.
-
-    Adam for `n_iters` steps, then `n_newton` Newton steps x ← x − (∂F/∂x − I)⁻¹(F(x) − x).
-    Returns the Adam end points (slow-point candidates), the polished points, and the
-    speed q of each `[n]`.
-    """
-
-    def residual(x):
-        return step(x, u)[0] - x
-
-    def speed(x):
-        return 0.5 * jnp.sum(residual(x) ** 2)
-
-    optimizer = optax.adam(learning_rate)
-    grad = jax.vmap(jax.grad(speed))
-
-    def body(carry, _):
-        x, state = carry
-        updates, state = optimizer.update(grad(x), state)
-        return (optax.apply_updates(x, updates), state), None
-
-    (slow, _), _ = jax.lax.scan(body, (starts, optimizer.init(starts)), None, length=n_iters)
-
-    def newton(x):
-        for _ in range(n_newton):
-            x = x - jnp.linalg.solve(jax.jacfwd(residual)(x), residual(x))
-        return x
-
-    polished = jax.vmap(newton)(slow)
-    return slow, jax.vmap(speed)(slow), polished, jax.vmap(speed)(polished)
-
-
-def unique_points(points, tol):
-    """Keep one of every group of points closer than `tol` to each other."""
-    kept = []
-    for x in points:
-        if all(np.linalg.norm(x - y) > tol for y in kept):
-            kept.append(x)
-    return np.array(kept).reshape(-1, points.shape[-1])
-
-
 N_STARTS = 64 if FAST else 512
-# The dataset holds the rates φ(x); the finder needs states x, so we run the network on a
-# batch of trials and keep every state it visits.
-batch = task.sample(key=jr.PRNGKey(2), batch_size=N_TRIALS)
-
-
-def rollout(inputs, key):
-    """Every state x_1 … x_T of one noiseless trial from a random initial state."""
-    return jax.lax.scan(lambda x, u_t: (net.step(x, u_t)[0],) * 2, net.initial_state(key),
-                        inputs)[1]
-
-
-keys = jr.split(jr.PRNGKey(3), N_TRIALS)
-xs = np.asarray(jax.jit(jax.vmap(rollout))(batch.inputs, keys)).reshape(-1, net.n_neurons)
-rng = np.random.default_rng(0)
-starts = xs[rng.choice(len(xs), N_STARTS, replace=False)]
-starts = starts + 0.01 * rng.standard_normal(starts.shape)  # a little off the trajectories
-u0 = jnp.zeros(net.n_inputs)
-
-q_start = np.asarray(jax.vmap(lambda x: 0.5 * jnp.sum((net.step(x, u0)[0] - x) ** 2))(starts))
-finder = jax.jit(lambda x, u: find_fixed_points(net.step, x, u, n_iters=300 if FAST else 3000))
-slow, q_slow, polished, q_polished = (np.asarray(a) for a in finder(jnp.asarray(starts), u0))
-print(f"speed q, median: {np.median(q_start):.1e} at the starts, {np.median(q_slow):.1e} "
-      f"after Adam, {np.median(q_polished):.1e} after Newton")
-assert np.median(q_slow) < np.median(q_start), "the finder must reduce the speed"
-
-# a polished point counts if it is a fixed point to round-off and Newton did not jump far
-scale = np.median(np.linalg.norm(xs, axis=1))  # typical size of a state
-exact = (q_polished < 1e-10 * scale**2) & (np.linalg.norm(polished - slow, axis=1) < 0.1 * scale)
-fixed = unique_points(polished[exact], tol=1e-3 * scale)
-print(f"{exact.sum()} of {N_STARTS} starts end on a fixed point: {len(fixed)} distinct ones")
+fp = nd.analysis.fixed_points(net, ds, key=jr.PRNGKey(3), n_starts=N_STARTS,
+                              n_iters=300 if FAST else 3000, start_noise=0.01)
+print(f"speed q, median: {fp.attrs['start_speed_median']:.1e} at the starts, "
+      f"{fp.attrs['optimised_speed_median']:.1e} after Adam, "
+      f"{fp.attrs['end_speed_median']:.1e} after Newton")
+counts = fp.stability.to_series().value_counts().to_dict()
+print(f"{fp.sizes['fixed_point']} distinct fixed points from {N_STARTS} starts: {counts}")
+print(fp[["speed", "n_unstable", "outputs"]].to_dataframe().head(12) if fp.sizes["fixed_point"]
+      else "none")
 
 # %% [markdown]
-# ## Stability
-#
-# Near a fixed point the dynamics are linear: δx_{t+1} ≈ J δx_t with J = ∂F/∂x at x*
-# (`jax.jacfwd`). If every eigenvalue of J lies inside the unit circle the point is
-# stable (an attractor: a memory); with some outside it is a saddle (or a repeller).
 # The read-out at a stable point tells which memory it holds: the signs of the three
-# outputs are the three bits.
+# outputs are the three bits. A trained network holds the 8 patterns.
 
 # %%
-kinds, patterns = [], set()
-for x_star in fixed:
-    J = jax.jacfwd(lambda x: net.step(x, u0)[0])(jnp.asarray(x_star))
-    n_unstable = int((np.abs(np.linalg.eigvals(np.asarray(J))) > 1.0 + 1e-6).sum())
-    kinds.append("stable" if n_unstable == 0 else f"{n_unstable} unstable mode(s)")
-    out = np.asarray(net.readout(jnp.asarray(x_star)))
-    if n_unstable == 0:
-        patterns.add(tuple(np.sign(out).astype(int)))
-    print(f"{kinds[-1]:>18s}   output {np.round(out, 2)}")
-print(f"{kinds.count('stable')} stable fixed points, holding {len(patterns)} of the 8 "
+stable = fp.where(fp.stability == "stable", drop=True) if fp.sizes["fixed_point"] else fp
+patterns = {tuple(np.sign(o).astype(int)) for o in stable["outputs"].values} if (
+    "outputs" in stable) else set()
+print(f"{stable.sizes['fixed_point']} stable fixed points, holding {len(patterns)} of the 8 "
       "bit patterns")
 
 # %% [markdown]
 # A network need not store every memory in an exact fixed point: a slow point, where the
-# state drifts too slowly to matter over a trial, holds a memory as well. The Adam end points
-# with a small speed are those candidates; the sign patterns of their read-outs show which
-# memories they hold.
+# state drifts too slowly to matter over a trial, holds a memory as well. Raising the speed
+# tolerance keeps them.
 
 # %%
-slow_ok = q_slow < np.percentile(q_slow, 25)
-slow_patterns = {tuple(np.sign(np.asarray(net.readout(jnp.asarray(x)))).astype(int))
-                 for x in slow[slow_ok]}
-print(f"{slow_ok.sum()} slowest Adam end points hold {len(slow_patterns)} of the 8 patterns")
+slow = nd.analysis.fixed_points(net, ds, key=jr.PRNGKey(3), n_starts=N_STARTS,
+                                n_iters=300 if FAST else 3000, start_noise=0.01,
+                                n_newton=0, speed_tolerance=1e-4)
+slow_patterns = {tuple(np.sign(o).astype(int)) for o in slow["outputs"].values} if (
+    "outputs" in slow) else set()
+print(f"{slow.sizes['fixed_point']} fixed and slow points (q < 1e-4) hold "
+      f"{len(slow_patterns)} of the 8 patterns")
 
 # %% [markdown]
-# Drawn in the PCA space of the trajectories (the fixed points are states x; the PCA was
-# fitted on the rates φ(x), so we project φ(x*)):
+# Drawn in the PCA plane of the trials' rates, with the eigenvalues of every point's
+# Jacobian (the unit circle separates stable from unstable modes):
 
 # %%
-fig = plt.figure(figsize=(5.5, 5))
-ax = fig.add_subplot(projection="3d")
-for i in range(min(8, N_TRIALS)):
-    ax.plot(*proj[i].T, lw=0.6, color="0.7")
-sp = pca.transform(np.asarray(jax.vmap(net.rates)(jnp.asarray(slow[slow_ok]))))
-ax.scatter(*sp.T, s=8, color="C0", alpha=0.4, label="slow points")
-if len(fixed):
-    fp = pca.transform(np.asarray(jax.vmap(net.rates)(jnp.asarray(fixed))))
-    stable = np.array([k == "stable" for k in kinds])
-    ax.scatter(*fp[stable].T, s=40, color="k", label="stable fixed points")
-    ax.scatter(*fp[~stable].T, s=40, facecolor="none", edgecolor="r", label="unstable")
-ax.legend(frameon=False, fontsize=8)
-ax.set_xlabel("PC1")
-ax.set_ylabel("PC2")
-ax.set_zlabel("PC3")
-ax.set_title("fixed and slow points without input")
+fig = nd.analysis.plot_fixed_points(fp, trials=ds)
+fig.suptitle(f"3-bit flip-flop: {counts.get('stable', 0)} stable points, "
+             f"{counts.get('saddle', 0)} saddles")
 save(fig, "fixed_points")
+
+# %% [markdown]
+# ## Rotational dynamics in a reaching network: jPCA
+#
+# Churchland et al. (2012) found that the motor cortex's population activity during
+# reaching rotates: its derivative is well predicted by a skew-symmetric linear map of the
+# state. `nd.analysis.jpca` fits that map in the top principal components of the PSTHs and
+# reports the R² of the skew-symmetric fit next to that of an unconstrained one (the skew
+# fit can at most match it). We train the reaching task's network (torque-driven arm) with
+# SOFO and take its PSTHs around the go cue.
+
+# %%
+reach_sizes = (dict(duration=1.0, idle_range=(0.05, 0.1), prep_range=(0.1, 0.2),
+                    movement_time=0.3, arm_dt=0.005, n_neurons=32) if FAST else {})
+reach = nd.tasks.get("reach", plant="torque", **reach_sizes)
+rhp = reach.hyperparameters("sofo")
+rhp = dict(rhp, n_iters=1, batch_size=8, n_tangents=4) if FAST else dict(rhp, batch_size=32)
+loop = reach.default_model(key=jr.PRNGKey(4))
+reach_result = nd.fit(loop, reach, nd.optim.from_config("sofo", **rhp), n_iters=rhp["n_iters"],
+                      batch_size=rhp["batch_size"], key=jr.PRNGKey(5), progress=not FAST)
+print({k: round(float(v), 4) for k, v in reach_result.final_metrics.items()})
+reach_ds = nd.analysis.simulate(reach_result.model, reach, key=jr.PRNGKey(6),
+                                n_trials=8 if FAST else 32)
+reach_psth = nd.analysis.psth(reach_ds, align="go_cue", window=(-0.05, 0.3 if FAST else 0.5))
+jp = nd.analysis.jpca(reach_psth, n_pcs=6)
+print(f"jPCA: R² skew {float(jp.r2_skew):.3f}, unconstrained {float(jp.r2_full):.3f}; "
+      f"rotation frequencies {np.round(jp.frequency.values, 1)} rad/s")
+save(nd.analysis.plot_jpca(jp), "jpca")
+
+# %% [markdown]
+# ## Demixed components: dPCA
+#
+# `nd.analysis.dpca` splits the PSTHs into a condition-independent part (`time`) and a
+# condition-dependent part (`direction` joined with its interaction with time), and finds
+# for each the components that capture it and little else.
+
+# %%
+dp = nd.analysis.dpca(reach_psth, n_components=3)
+print("data variance per marginalisation:",
+      dict(zip(dp.marginalization.values, np.round(dp.marginal_variance.values, 3))))
+print("explained variance of each component:",
+      dict(zip(dp.component.values, np.round(dp.explained_variance.values, 3))))
+save(nd.analysis.plot_dpca(dp, title="reach: dPCA of the PSTHs"), "dpca")
+
+# %% [markdown]
+# ## Comparing two networks: SOFO against Adam
+#
+# Do two networks trained on the same task with different optimizers solve it the same
+# way? We train the flip-flop network again with Adam, run both on the same trials (the
+# same inputs: `simulate` with the same key) and compare their population activity,
+# trial × time being the shared conditions × time:
+#
+# - **CCA** — mean canonical correlation of their top PCs (1: the same subspace up to a
+#   linear map);
+# - **Procrustes** — angular shape distance (0: the same geometry up to rotation and
+#   scale);
+# - **DSA** — the distance between their linear dynamics operators fitted on
+#   delay-embedded PCs, up to an orthogonal change of basis (0: conjugate dynamics).
+#
+# Each comes with a shuffle null (the time bins of the second network permuted), and an
+# untrained network gives a baseline.
+
+# %%
+ahp = task.hyperparameters("adam")
+ahp = dict(ahp, n_iters=10, batch_size=8) if FAST else ahp
+adam_result = nd.fit(task.default_model(key=jr.PRNGKey(0)), task,
+                     nd.optim.from_config("adam", **ahp), n_iters=ahp["n_iters"],
+                     batch_size=ahp["batch_size"], key=jr.PRNGKey(1), progress=not FAST)
+print("Adam:", {k: round(float(v), 4) for k, v in adam_result.final_metrics.items()})
+N_COMPARE = 8 if FAST else 32
+sofo_ds = nd.analysis.simulate(net, task, key=jr.PRNGKey(7), n_trials=N_COMPARE)
+adam_ds = nd.analysis.simulate(adam_result.model, task, key=jr.PRNGKey(7), n_trials=N_COMPARE)
+untrained_ds = nd.analysis.simulate(task.default_model(key=jr.PRNGKey(8)), task,
+                                    key=jr.PRNGKey(7), n_trials=N_COMPARE)
+results, rows = {}, []
+for method in ("cca", "procrustes", "dsa"):
+    kw = dict(key=jr.PRNGKey(9), n_shuffles=20 if FAST else 100)
+    results[f"SOFO vs Adam: {method}"] = s = nd.analysis.similarity(sofo_ds, adam_ds, method, **kw)
+    base = nd.analysis.similarity(sofo_ds, untrained_ds, method, **kw)
+    rows.append((method, float(s.score), float(s.p_value), float(base.score),
+                 float(np.median(s.null))))
+print(f"{'method':<11}{'SOFO–Adam':>11}{'p':>8}{'SOFO–untrained':>16}{'null median':>13}")
+for method, score, p_value, base, null in rows:
+    print(f"{method:<11}{score:>11.3f}{p_value:>8.3f}{base:>16.3f}{null:>13.3f}")
+save(nd.analysis.plot_similarity(results), "similarity")
 
 # %% [markdown]
 # ## Where to go from here
 #
-# - The same steps apply to any model: `nd.analysis.psth` works on every task's trials
-#   dataset, and the fixed-point finder only needs a `step(carry, u)`.
-# - For the reaching tasks, `nd.analysis.to_jpca` and `nd.analysis.to_dpca` hand the PSTHs
-#   to jPCA and dPCA (tutorial 2).
+# - `neurodyn analyse RUN --fixed-points --jpca --dpca` writes the same analyses of a
+#   trained run folder (`analysis/*.nc`, `figures/*.png`).
+# - Every function here takes our PSTH and trials datasets or plain arrays
+#   `[condition, time, unit]`, and returns a labelled `xarray.Dataset` that
+#   `nd.analysis.save` writes to netCDF.
+# - `nd.analysis.to_jpca` and `nd.analysis.to_dpca` still export PSTHs to other
+#   implementations.
 
 # %%
 print("figures:", sorted(f.name for f in OUT.glob("*.png")))

@@ -1,5 +1,6 @@
 """Analysis: trained networks as labelled xarray datasets, PSTHs, trajectories, figures."""
 
+from ._analyse import analyse_run as analyse_run
 from ._convert import to_dpca as to_dpca
 from ._convert import to_jpca as to_jpca
 from ._convert import to_numpy as to_numpy

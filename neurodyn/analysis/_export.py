@@ -110,10 +110,22 @@ def export_from_run(run_dir, *, n_trials=None) -> dict[str, str]:
 
     **Example:** `export_from_run("runs/reach", n_trials=8)`
     """
+    from ..runs import run_keys
+
+    config, task, model, history = load_run(run_dir)
+    key = run_keys(int(config.get("seed", 0)))["export"]
+    return export_run(run_dir, model, task, key=key, history=history, n_trials=n_trials)
+
+
+def load_run(run_dir):
+    """`(config, task, model, history)` of a run folder: the model of its last checkpoint.
+
+    **Raises:** `CheckpointError` when the run has no checkpoint.
+    """
     import jax.random as jr
     import numpy as np
 
-    from ..runs import build, read_toml, run_keys
+    from ..runs import build, read_toml
     from ..training import CheckpointError, list_checkpoints, load_checkpoint
     from ._io import load
 
@@ -127,5 +139,4 @@ def export_from_run(run_dir, *, n_trials=None) -> dict[str, str]:
     key_data = np.zeros_like(np.asarray(jr.PRNGKey(0)))
     _, _, (model, _, _) = load_checkpoint(ckpts[-1], (model, opt_state, key_data))
     history = load(run_dir / "history.nc") if (run_dir / "history.nc").exists() else None
-    key = run_keys(int(config.get("seed", 0)))["export"]
-    return export_run(run_dir, model, task, key=key, history=history, n_trials=n_trials)
+    return config, task, model, history

@@ -198,10 +198,12 @@ def fixed_points(
       median norm of the sampled states, or 10⁻³ if that is 0).
     - `eigenvalue_tolerance`: margin around |λ| = 1 for calling a mode unstable.
 
-    **Returns:** an `xarray.Dataset` over `fixed_point` (sorted by speed), `state`, `mode`
-    (eigenvalues sorted by decreasing modulus) and `output`, with `state` (the point),
+    **Returns:** an `xarray.Dataset` over `fixed_point` (sorted by speed), `neuron` (the
+    state's dim for a model whose carry is one value per neuron, `state_variable`
+    otherwise), `mode` (eigenvalues sorted by decreasing modulus) and `output`, with
+    `state` (the point),
     `speed` (q), `eigenvalue_real`, `eigenvalue_imag`, `eigenvalue_abs`, `n_unstable`,
-    `jacobian` (`fixed_point, state, state_in`), `outputs` (the model's output at the
+    `jacobian` (`fixed_point, neuron, neuron_in`), `outputs` (the model's output at the
     point), `rates` (`fixed_point, neuron`, when the model has `rates` and a vector carry),
     `input` (u), the coordinate `stability` ("stable" / "saddle" / "unstable"), and attrs
     `n_starts`, `n_below_tolerance` (starts that ended below the speed tolerance), the
@@ -312,8 +314,11 @@ def fixed_points(
         n_unstable == 0, "stable", np.where(n_unstable == n_state, "unstable", "saddle")
     ).astype("<U8")
 
+    # a vector carry of one value per neuron (a RateRNN) is labelled by neuron
+    per_neuron = isinstance(carry0, jax.Array) and n_state == getattr(model, "n_neurons", None)
+    sdim = "neuron" if per_neuron else "state_variable"
     data = {
-        "state": var(("fixed_point", "state"), points, "1", "state of the fixed point"),
+        "state": var(("fixed_point", sdim), points, "1", "state of the fixed point"),
         "speed": var(("fixed_point",), q_end[keep], "1", "speed q = ½‖F(x, u) − x‖²"),
         "eigenvalue_real": var(
             ("fixed_point", "mode"), eig.real, "1", "real part of the Jacobian's eigenvalue"
@@ -328,7 +333,7 @@ def fixed_points(
             ("fixed_point",), n_unstable.astype(np.int64), "1", "eigenvalues with |λ| > 1"
         ),
         "jacobian": var(
-            ("fixed_point", "state", "state_in"), jac, "1", "Jacobian ∂F/∂x at the point"
+            ("fixed_point", sdim, f"{sdim}_in"), jac, "1", "Jacobian ∂F/∂x at the point"
         ),
         "input": var(("input",), np.asarray(u), "1", "constant input u"),
     }
@@ -336,10 +341,11 @@ def fixed_points(
     if outputs.ndim == 2:
         data["outputs"] = var(("fixed_point", "output"), outputs, "1", "model output at the point")
     rates_fn = getattr(model, "rates", None)
-    if callable(rates_fn) and flat0.ndim == 1 and isinstance(carry0, jax.Array):
-        rates = np.asarray(jax.vmap(rates_fn)(jnp.asarray(points, dtype))) if n_points else None
-        if rates is not None and rates.ndim == 2:
-            data["rates"] = var(("fixed_point", "neuron"), rates, "1", "firing rate at the point")
+    if callable(rates_fn) and isinstance(carry0, jax.Array):
+        rates = np.asarray(jax.vmap(rates_fn)(jnp.asarray(points, dtype).reshape(-1, n_state)))
+        if rates.ndim == 2:
+            rdim = "neuron" if per_neuron or rates.shape[1] != n_state else "state_variable"
+            data["rates"] = var(("fixed_point", rdim), rates, "1", "firing rate at the point")
     return xr.Dataset(
         data,
         coords={
@@ -394,6 +400,8 @@ def plot_fixed_points(
     from ._plots import _pyplot
 
     plt = _pyplot()
+    if variable == "rates" and "rates" not in fp:
+        variable = "state"  # a model without rates, or no point found
     if variable not in fp:
         raise ValueError(
             f"`variable` must be a variable of `fp` ({list(fp.data_vars)}); got {variable!r}."
@@ -403,6 +411,9 @@ def plot_fixed_points(
     if trials is not None:
         traj = np.asarray(trials["rates"].values if isinstance(trials, xr.Dataset) else trials)
         if traj.ndim != 3 or traj.shape[-1] != pts.shape[-1]:
+            if variable == "state" and "rates" not in fp:
+                traj = None  # nothing comparable to draw
+        if traj is not None and (traj.ndim != 3 or traj.shape[-1] != pts.shape[-1]):
             raise ValueError(
                 f"`trials` must hold `[trial, time, {pts.shape[-1]}]` rates; got {traj.shape}."
             )
