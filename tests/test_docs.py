@@ -256,4 +256,4 @@ def test_mkdocs_build_strict(tmp_path):
     models = (site / "api" / "models" / "index.html").read_text("utf-8")
     assert 'id="neurodyn.models.RateRNN"' in models
     tutorial = (site / "tutorials" / "06_analysing_dynamics" / "index.html").read_text("utf-8")
-    assert "find_fixed_points" in tutorial
+    assert "fixed_points" in tutorial and "similarity" in tutorial
