@@ -404,3 +404,25 @@ def test_cli_analyse_writes_results_and_figures(tmp_path, capsys):
     assert "is not a run folder" in capsys.readouterr().err
     assert main(["analyse", str(out), "--n-pcs", "3", "--jpca"]) == 2
     assert "even" in capsys.readouterr().err
+
+
+def test_similarity_null_equals_recomputing_on_shuffled_data(getkey):
+    # the null permutes prepared scores; it must equal the measure recomputed from scratch
+    rng = np.random.default_rng(11)
+    a = _smooth_random(rng, (4, 30, 9))
+    b = a @ rng.standard_normal((9, 7)) + _smooth_random(rng, (4, 30, 7))
+    key = getkey()
+    for method in ("cca", "procrustes", "dsa"):
+        for null in ("time", "condition"):
+            s = nd.analysis.similarity(a, b, method, key=key, n_shuffles=3, null=null, n_pcs=5)
+            k_shuffle = jr.split(key)[0]
+            seed = np.asarray(jr.randint(k_shuffle, (), 0, 2**31 - 1)).item()
+            shuffle = np.random.default_rng(seed)
+            for i in range(3):
+                if null == "time":
+                    perm = np.stack([shuffle.permutation(30) for _ in range(4)])
+                    bs = np.take_along_axis(b, perm[:, :, None], axis=1)
+                else:
+                    bs = b[shuffle.permutation(4)]
+                again = nd.analysis.similarity(a, bs, method, key=key, n_shuffles=0, n_pcs=5)
+                np.testing.assert_allclose(s.null.values[i], float(again.score), atol=1e-9)

@@ -242,8 +242,10 @@ reach = nd.tasks.get("reach", plant="torque", **reach_sizes)
 rhp = reach.hyperparameters("sofo")
 rhp = dict(rhp, n_iters=1, batch_size=8, n_tangents=4) if FAST else dict(rhp, batch_size=32)
 loop = reach.default_model(key=jr.PRNGKey(4))
+# (fast mode skips the evaluation trials: `eval_every=0` saves compiling them)
 reach_result = nd.fit(loop, reach, nd.optim.from_config("sofo", **rhp), n_iters=rhp["n_iters"],
-                      batch_size=rhp["batch_size"], key=jr.PRNGKey(5), progress=not FAST)
+                      batch_size=rhp["batch_size"], key=jr.PRNGKey(5), progress=not FAST,
+                      eval_every=0 if FAST else None)
 print({k: round(float(v), 4) for k, v in reach_result.final_metrics.items()})
 reach_ds = nd.analysis.simulate(reach_result.model, reach, key=jr.PRNGKey(6),
                                 n_trials=8 if FAST else 32)
@@ -291,7 +293,8 @@ ahp = task.hyperparameters("adam")
 ahp = dict(ahp, n_iters=10, batch_size=8) if FAST else ahp
 adam_result = nd.fit(task.default_model(key=jr.PRNGKey(0)), task,
                      nd.optim.from_config("adam", **ahp), n_iters=ahp["n_iters"],
-                     batch_size=ahp["batch_size"], key=jr.PRNGKey(1), progress=not FAST)
+                     batch_size=ahp["batch_size"], key=jr.PRNGKey(1), progress=not FAST,
+                     eval_every=0 if FAST else None)
 print("Adam:", {k: round(float(v), 4) for k, v in adam_result.final_metrics.items()})
 # the SOFO network's trials dataset `ds` is reused: same key, same trials, same inputs
 adam_ds = nd.analysis.simulate(adam_result.model, task, key=jr.PRNGKey(2), n_trials=N_TRIALS)

@@ -24,17 +24,18 @@ def _centred(x: np.ndarray) -> np.ndarray:
     return flat - flat.mean(axis=0)
 
 
+def _orthonormal_scores(x: np.ndarray, n_pcs: int) -> np.ndarray:
+    x = x - x.mean(axis=0)
+    axes, _ = pca_basis(x, min(n_pcs, x.shape[1]))
+    return np.linalg.qr(x @ axes)[0]
+
+
 def canonical_correlations(a: np.ndarray, b: np.ndarray, n_pcs: int) -> np.ndarray:
     """Canonical correlations of the top-`n_pcs` PC scores (at most all units) of `a` and `b`
-    (rows: samples):
-    the singular values of Q_aᵀ Q_b, Q orthonormal bases of the centred scores."""
-    qs = []
-    for x in (a, b):
-        x = x - x.mean(axis=0)
-        axes, _ = pca_basis(x, min(n_pcs, x.shape[1]))
-        q, _ = np.linalg.qr(x @ axes)
-        qs.append(q)
-    return np.clip(np.linalg.svd(qs[0].T @ qs[1], compute_uv=False), 0.0, 1.0)
+    (rows: samples): the singular values of Q_aᵀ Q_b, Q orthonormal bases of the centred
+    scores."""
+    qa, qb = _orthonormal_scores(a, n_pcs), _orthonormal_scores(b, n_pcs)
+    return np.clip(np.linalg.svd(qa.T @ qb, compute_uv=False), 0.0, 1.0)
 
 
 def procrustes_angle(a: np.ndarray, b: np.ndarray) -> float:
@@ -56,13 +57,19 @@ def delay_operator(x: np.ndarray, n_pcs: int, n_delays: int, rank: int) -> np.nd
     matrix (HAVOK-style), then the least-squares A with v_{t+1} ≈ A v_t + c (DMD, with an
     intercept c for the offset that centring adds) over every condition.
     """
-    c, t, n = x.shape
+    return _operator_of_scores(_pc_scores(x, n_pcs), n_delays, rank)
+
+
+def _pc_scores(x: np.ndarray, n_pcs: int) -> np.ndarray:
+    c, t, _ = x.shape
     flat = _centred(x)
-    axes, _ = pca_basis(flat, n_pcs)
-    z = (flat @ axes).reshape(c, t, -1)
+    return (flat @ pca_basis(flat, n_pcs)[0]).reshape(c, t, -1)
+
+
+def _operator_of_scores(z: np.ndarray, n_delays: int, rank: int) -> np.ndarray:
+    t = z.shape[1]
     h = np.concatenate([z[:, n_delays - 1 - k : t - k] for k in range(n_delays)], axis=-1)
-    hf = h.reshape(-1, h.shape[-1])
-    modes, _ = pca_basis(hf, rank)  # uncentred on purpose: h is already centred per PC
+    modes, _ = pca_basis(h.reshape(-1, h.shape[-1]), rank)  # uncentred: z is centred
     v = h @ modes
     now = v[:, :-1].reshape(-1, rank)
     nxt = v[:, 1:].reshape(-1, rank)
@@ -282,24 +289,27 @@ def similarity(
 
     k_shuffle, k_dsa = jr.split(key)
     rng = np.random.default_rng(np.asarray(jr.randint(k_shuffle, (), 0, 2**31 - 1)).item())
-    shuffled = []
+    # Shuffles permute the (condition, time) samples of b. A permutation of samples leaves
+    # b's centring, PCA axes and orthonormal bases unchanged, so each is computed once and
+    # only the prepared scores are permuted (the same numbers as recomputing from scratch).
+    perms = []
     for _ in range(int(n_shuffles)):
         if null == "time":
-            perm = np.stack([rng.permutation(t) for _ in range(c)])
-            shuffled.append(np.take_along_axis(xb, perm[:, :, None], axis=1))
+            perms.append(np.concatenate([i * t + rng.permutation(t) for i in range(c)]))
         else:
-            shuffled.append(xb[rng.permutation(c)])
+            perms.append((rng.permutation(c)[:, None] * t + np.arange(t)).ravel())
 
     extra = {}
     if method == "cca":
         k = min(n_pcs_used, n_min)
+        qa, qb = _orthonormal_scores(_centred(xa), k), _orthonormal_scores(_centred(xb), k)
 
-        def measure(x):
-            return float(np.mean(canonical_correlations(_centred(xa), _centred(x), k)))
+        def mean_cc(q):
+            return np.clip(np.linalg.svd(qa.T @ q, compute_uv=False), 0.0, 1.0)
 
-        ccs = canonical_correlations(_centred(xa), _centred(xb), k)
+        ccs = mean_cc(qb)
         score = float(np.mean(ccs))
-        nulls = np.array([measure(x) for x in shuffled])
+        nulls = np.array([float(np.mean(mean_cc(qb[p]))) for p in perms])
         extra["canonical_correlation"] = var(("component",), ccs, "1", "canonical correlation")
         units, higher = "1", True
     elif method == "procrustes":
@@ -310,13 +320,18 @@ def similarity(
                 return flat
             return flat @ pca_basis(flat, n_pcs_used)[0]
 
-        ra = reduce(xa)
-        score = procrustes_angle(ra, reduce(xb))
-        nulls = np.array([procrustes_angle(ra, reduce(x)) for x in shuffled])
+        ra, rb = reduce(xa), reduce(xb)
+        score = procrustes_angle(ra, rb)
+        nulls = np.array([procrustes_angle(ra, rb[p]) for p in perms])
         units, higher = "rad", False
     else:
         op_a = delay_operator(xa, n_pcs_used, int(n_delays), int(rank))
-        ops = [delay_operator(x, n_pcs_used, int(n_delays), int(rank)) for x in [xb, *shuffled]]
+        zb = _pc_scores(xb, n_pcs_used)
+        flat_b = zb.reshape(c * t, -1)
+        ops = [_operator_of_scores(zb, int(n_delays), int(rank))] + [
+            _operator_of_scores(flat_b[p].reshape(zb.shape), int(n_delays), int(rank))
+            for p in perms
+        ]
         angles = _dsa_angles(op_a, ops, key=k_dsa, n_restarts=n_restarts, n_iters=n_iters)
         score, nulls = float(angles[0]), angles[1:]
         extra["operator_a"] = var(("mode", "mode_in"), op_a, "1", "DSA operator of a")
