@@ -87,10 +87,12 @@ hp = task.hyperparameters("sofo")
 if FAST:
     hp = dict(hp, n_iters=10, batch_size=8, n_tangents=8)
 print(hp)
+# (fast mode skips the evaluation trials: `eval_every=0` saves compiling them)
 result = nd.fit(model, task, nd.optim.from_config("sofo", **hp), n_iters=hp["n_iters"],
-                batch_size=hp["batch_size"], key=jr.PRNGKey(1), progress=not FAST)
+                batch_size=hp["batch_size"], key=jr.PRNGKey(1), progress=not FAST,
+                eval_every=0 if FAST else None)
 net = result.model
-print(result.final_metrics)
+print(result.final_metrics or "(not evaluated in fast mode)")
 
 # %% [markdown]
 # ## Trials as a dataset
@@ -245,11 +247,10 @@ reach = nd.tasks.get("reach", plant="torque", **reach_sizes)
 rhp = reach.hyperparameters("sofo")
 rhp = dict(rhp, n_iters=1, batch_size=8, n_tangents=4) if FAST else dict(rhp, batch_size=32)
 loop = reach.default_model(key=jr.PRNGKey(4))
-# (fast mode skips the evaluation trials: `eval_every=0` saves compiling them)
 reach_result = nd.fit(loop, reach, nd.optim.from_config("sofo", **rhp), n_iters=rhp["n_iters"],
                       batch_size=rhp["batch_size"], key=jr.PRNGKey(5), progress=not FAST,
                       eval_every=0 if FAST else None)
-print({k: round(float(v), 4) for k, v in reach_result.final_metrics.items()})
+print({k: round(float(v), 4) for k, v in reach_result.final_metrics.items()} or "(not evaluated)")
 reach_ds = nd.analysis.simulate(reach_result.model, reach, key=jr.PRNGKey(6),
                                 n_trials=8 if FAST else 32)
 reach_psth = nd.analysis.psth(reach_ds, align="go_cue", window=(-0.05, 0.3 if FAST else 0.5))
@@ -298,7 +299,8 @@ adam_result = nd.fit(task.default_model(key=jr.PRNGKey(0)), task,
                      nd.optim.from_config("adam", **ahp), n_iters=ahp["n_iters"],
                      batch_size=ahp["batch_size"], key=jr.PRNGKey(1), progress=not FAST,
                      eval_every=0 if FAST else None)
-print("Adam:", {k: round(float(v), 4) for k, v in adam_result.final_metrics.items()})
+print("Adam:", {k: round(float(v), 4) for k, v in adam_result.final_metrics.items()}
+      or "(not evaluated in fast mode)")
 # the SOFO network's trials dataset `ds` is reused: same key, same trials, same inputs
 adam_ds = nd.analysis.simulate(adam_result.model, task, key=jr.PRNGKey(2), n_trials=N_TRIALS)
 untrained_ds = nd.analysis.simulate(task.default_model(key=jr.PRNGKey(8)), task,
