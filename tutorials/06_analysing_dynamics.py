@@ -263,9 +263,8 @@ save(nd.analysis.plot_jpca(jp), "jpca")
 # In our full-mode run (1500 SOFO iterations at batch size 32, endpoint error 7.8 cm: not
 # yet a good reacher) the skew-symmetric fit reached R² = 0.41 against 0.58 for the
 # unconstrained one, with the fastest plane rotating at 6.9 rad/s (≈ 1.1 Hz) and holding
-# 32 % of the PSTHs' variance: most of the linear dynamics that the PSTHs show are
-# rotational, though less cleanly than the R² ≈ 0.5–0.7 of Churchland et al.'s monkeys
-# implies for their skew fit relative to the full one.
+# 32 % of the PSTHs' variance: the rotational fit explains about 70 % of what the best
+# linear fit explains.
 
 # %% [markdown]
 # ## Demixed components: dPCA
