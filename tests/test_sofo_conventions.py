@@ -29,10 +29,11 @@ def _step(p, h, x):
     return h, h @ p["O"]
 
 
-def _mse_problem(key, scale=0.5):
+def _mse_problem(key, scale=0.5, reduction="mean"):
     ku, kt = jr.split(key)
     xs = {"u": jr.normal(ku, (T, B, NIN)), "target": jr.normal(kt, (T, B, D))}
-    return RecurrentProblem(_step, nd.optim.mse(scale=scale), jnp.zeros((B, N)), xs)
+    loss = nd.optim.mse(scale=scale, reduction=reduction)
+    return RecurrentProblem(_step, loss, jnp.zeros((B, N)), xs)
 
 
 def _outputs(problem, params):
@@ -44,8 +45,10 @@ def _reference_ggn(problem, params, convention, scale):
     flat, unravel = ravel_pytree(params)
     jac = jax.jacfwd(lambda f: _outputs(problem, unravel(f)))(flat)  # [T, B, D, P]
     gram = jnp.einsum("tbdp,tbdq->pq", jac, jac)  # Σ_{t,b,d} J^T J
-    if convention == "consistent":  # the Hessian of s/(B·D) Σ (y − y*)² is 2s/(B·D)
-        return 2 * scale / (B * D) * gram
+    if convention == "consistent":
+        # the Hessian of s/(B·D) Σ (y − y*)² is 2s/(B·D); of s/B Σ (y − y*)² ("sum"), 2s/B
+        averaged = D if problem.loss.reduction == "mean" else 1
+        return 2 * scale / (B * averaged) * gram
     if convention == "ocaml2024":  # lib/loss.ml: 2s Σ_{b,dims} ẎẎᵀ, then ÷ batch size
         return 2 * scale * gram / B
     if convention == "jax2024":  # jax/api.py ggn_mse: mean over batch of Σ_dims ẎẎᵀ
@@ -72,11 +75,23 @@ def _sofo_update(problem, params, key, **kwargs):
     return ravel_pytree(new)[0] - ravel_pytree(params)[0]
 
 
-@pytest.mark.parametrize("convention", ["consistent", "ocaml2024", "jax2024", "ocaml2025"])
-def test_a_step_size_in_a_reference_convention_gives_the_reference_update(getkey, convention):
+@pytest.mark.parametrize(
+    "convention, reduction",
+    [
+        ("consistent", "mean"),
+        ("ocaml2024", "mean"),
+        ("jax2024", "mean"),
+        ("ocaml2025", "mean"),
+        ("ocaml2024", "sum"),  # the 2024 reaching reference summed its weighted squared error
+        ("ocaml2025", "sum"),
+    ],
+)
+def test_a_step_size_in_a_reference_convention_gives_the_reference_update(
+    getkey, convention, reduction
+):
     params = _params(getkey())
     scale = 0.5
-    problem = _mse_problem(getkey(), scale)
+    problem = _mse_problem(getkey(), scale, reduction)
     key = getkey()
     tangents = nd.optim.sample_tangents(key, params, K, "normalized")
     lr, damping = 0.3, 1e-3

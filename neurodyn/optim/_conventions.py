@@ -13,8 +13,10 @@ our convention takes η / c.
 | `"jax2024"` | JAX `jax/api.py` (its `ggn_mse` drops 2/d); PyTorch `pytorch/api.py` | d / 2 | 1 |
 | `"ocaml2025"` | OCaml `sofo/` since b42e13b, 2025-07-21 (3c62b01, HEAD e9b6ea6) | B·d / K | 2 |
 
-d is the number of output entries of one trial at one step (the per-trial MSE averages over
-them), B the batch size, K the number of tangents. A short-lived intermediate version
+d is the number of output entries of one trial at one step that the per-trial squared error
+averages over (`nd.optim.mse(reduction="mean")`; d = 1 for `reduction="sum"`, the weighted
+sum of the reaching tasks, whose 2024 reference also summed), B the batch size, K the number
+of tangents. A short-lived intermediate version
 (c1812e0, 2025-07-17 → b42e13b) summed its MSE GGN without any normalisation, c = B·d: pass
 that number as `ggn_scale_convention` to reproduce it. Any positive number is accepted as an
 explicit factor c.
@@ -81,7 +83,10 @@ def ggn_scale_factor(loss, output_shape: tuple[int, ...], convention, n_tangents
     shape = tuple(int(s) for s in output_shape)
     batch = shape[0] if len(shape) > 0 else 1
     if isinstance(loss, MeanSquaredError):
-        d = math.prod(shape[1:]) if len(shape) > 1 else 1
+        # the reference GGNs are 2s·Σ ẎẎᵀ/B (ocaml2024), s·Σ ẎẎᵀ/B (jax2024), 2s·Σ ẎẎᵀ/K
+        # (ocaml2025); ours is 2s·Σ ẎẎᵀ/(B·d), d averaged-over entries (1 for a sum)
+        per_trial = math.prod(shape[1:]) if len(shape) > 1 else 1
+        d = per_trial if loss.reduction == "mean" else 1
         return {
             "ocaml2024": float(d),
             "jax2024": d / 2.0,
