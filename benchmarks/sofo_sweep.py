@@ -158,6 +158,33 @@ def sweep_task(name, *, lrs, dampings, seeds, iters_scale, log, overrides=None):
     }
 
 
+def seeds_only(name, *, lr, damping, seeds, iters_scale, overrides, log):
+    """One (η, λ) on the given seeds, recorded like a sweep whose best is that setting."""
+    task = nd.tasks.get(name)
+    metric, threshold, direction = task.success_criterion()
+    hp = {**task.hyperparameters("sofo"), **(overrides or {})}
+    hp["n_iters"] = max(1, int(round(hp["n_iters"] * iters_scale)))
+    runs = []
+    for seed in seeds:
+        rec = run_one(task, hp, lr=lr, damping=damping, seed=seed)
+        rec["stage"] = "seeds"
+        runs.append(rec)
+        log(
+            f"  {name} seeds   η {lr:<6g} λ {damping:<6g} seed {seed}: {metric} "
+            f"{rec['final']:.4g}{' BLEW UP' if rec['blew_up'] else ''} "
+            f"(peak loss ×{rec['peak_loss_ratio']:.3g}, {rec['seconds']:.0f} s)"
+        )
+    return {
+        "task": name,
+        "criterion": [metric, threshold, direction],
+        "defaults": dict(task.hyperparameters("sofo")),
+        "hyperparameters": hp,
+        "best": {"learning_rate": lr, "damping": damping},
+        "best_seeds_solved": f"{sum(r['solved'] and not r['blew_up'] for r in runs)}/{len(runs)}",
+        "runs": runs,
+    }
+
+
 def table(results, machine_text) -> str:
     lines = [
         "# SOFO step-size sweep (CPU size)",
@@ -197,6 +224,16 @@ def main(argv=None) -> int:
     parser.add_argument("--dampings", type=float, nargs="+", default=None)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--iters-scale", type=float, default=1.0)
+    parser.add_argument(
+        "--n-iters", type=int, default=None, help="iterations per run (overrides the default)"
+    )
+    parser.add_argument(
+        "--only-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="no sweep: run the first η and λ given on these seeds (to run seeds in parallel)",
+    )
     parser.add_argument("--out", default=str(RESULTS / "sofo_sweep"), help="output prefix")
     parser.add_argument(
         "--quick", action="store_true", help="smoke test: digits, 2 η, 1 λ, 1 seed, 3 iterations"
@@ -215,20 +252,32 @@ def main(argv=None) -> int:
         grid = GRIDS[name]
         lrs = args.lrs or grid["lrs"]
         dampings = args.dampings or grid["dampings"]
-        seeds, scale, overrides = args.seeds, args.iters_scale, None
+        seeds, scale = args.seeds, args.iters_scale
+        overrides = None if args.n_iters is None else {"n_iters": args.n_iters}
         if args.quick:
             lrs, dampings, seeds, scale = lrs[:2], dampings[:1], 1, 1.0
             overrides = {"n_iters": 3, "batch_size": 16, "n_tangents": 8}
         print(f"== {name}", flush=True)
-        res = sweep_task(
-            name,
-            lrs=lrs,
-            dampings=dampings,
-            seeds=seeds,
-            iters_scale=scale,
-            log=lambda s: print(s, flush=True),
-            overrides=overrides,
-        )
+        if args.only_seeds is not None:
+            res = seeds_only(
+                name,
+                lr=lrs[0],
+                damping=dampings[0],
+                seeds=args.only_seeds,
+                iters_scale=scale,
+                overrides=overrides,
+                log=lambda s: print(s, flush=True),
+            )
+        else:
+            res = sweep_task(
+                name,
+                lrs=lrs,
+                dampings=dampings,
+                seeds=seeds,
+                iters_scale=scale,
+                log=lambda s: print(s, flush=True),
+                overrides=overrides,
+            )
         res["command"] = command
         results = [r for r in results if r["task"] != name] + [res]
         text = table(results, machine())

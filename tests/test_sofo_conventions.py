@@ -178,3 +178,25 @@ def test_bad_conventions_are_clear_errors(getkey):
     opt = nd.optim.sofo(n_tangents=K, ggn_scale_convention="ocaml2024")
     with pytest.raises(ValueError, match="MeanSquaredError or SoftmaxCrossEntropy"):
         opt.step(params, opt.init(params), generic, key=getkey())
+
+
+def test_paper_step_sizes_are_the_converted_reference_values():
+    """SPEC §4's Kalman and one-shot η, converted (docs/concepts/sofo-conventions.md)."""
+    kalman = nd.tasks.get("kalman", size="paper")
+    hp = kalman.hyperparameters("sofo")
+    loss, shape = kalman.loss_function(), (hp["batch_size"], 1)
+    for eta, convention in ((0.05, "ocaml2024"), (0.1, "ocaml2025")):  # c5d617e, 3c62b01
+        converted = nd.optim.convert_learning_rate(
+            eta, loss, shape, from_convention=convention, n_tangents=hp["n_tangents"]
+        )
+        assert hp["learning_rate"] == pytest.approx(converted)
+    oneshot = nd.tasks.get("oneshot", size="paper")
+    hp = oneshot.hyperparameters("sofo")
+    converted = nd.optim.convert_learning_rate(
+        0.1,  # c5d617e
+        oneshot.loss_function(),
+        (hp["batch_size"], oneshot.n_classes),
+        from_convention="ocaml2024",
+        n_tangents=hp["n_tangents"],
+    )
+    assert hp["learning_rate"] == pytest.approx(converted)
