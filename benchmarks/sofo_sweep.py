@@ -185,6 +185,35 @@ def seeds_only(name, *, lr, damping, seeds, iters_scale, overrides, log):
     }
 
 
+def merge_results(saved: list[dict]) -> dict:
+    """Pool the runs of several result files (e.g. seeds run in parallel) task by task.
+
+    A task's best setting is its last file's; the seeds solved are counted over every pooled
+    run at that setting."""
+    by_task: dict[str, dict] = {}
+    commands: dict[str, list] = {}
+    for blob in saved:
+        for res in blob["results"]:
+            name = res["task"]
+            commands.setdefault(name, []).append(res.get("command", ""))
+            if name in by_task:
+                old = by_task[name]
+                res = {**res, "runs": old["runs"] + res["runs"]}
+            by_task[name] = res
+    for name, res in by_task.items():
+        best = res["best"]
+        at_best = [
+            r
+            for r in res["runs"]
+            if r["learning_rate"] == best["learning_rate"] and r["damping"] == best["damping"]
+        ]
+        solved = sum(r["solved"] and not r["blew_up"] for r in at_best)
+        res["best_seeds_solved"] = f"{solved}/{len(at_best)}"
+        res["command"] = " ; ".join(dict.fromkeys(c for c in commands[name] if c))
+    machines = list(dict.fromkeys(b["machine"] for b in saved))
+    return {"machine": " / ".join(machines), "results": list(by_task.values())}
+
+
 def table(results, machine_text) -> str:
     lines = [
         "# SOFO step-size sweep (CPU size)",
@@ -192,6 +221,10 @@ def table(results, machine_text) -> str:
         f"Machine: {machine_text}. Script: `benchmarks/sofo_sweep.py` (trains through "
         "`nd.fit`). 'blew up': a FitError, a rejected step, or a training loss above "
         f"{BLOWUP_RATIO:g}× the first loss.",
+        "",
+        "Commands:",
+        "",
+        *(f"- {r['task']}: `{r.get('command', '')}`" for r in results),
         "",
         "| task | iterations | success level | stage | η | λ | seed | final metric | solved "
         "| blew up (peak loss / first) | seconds |",
@@ -236,6 +269,13 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--out", default=str(RESULTS / "sofo_sweep"), help="output prefix")
     parser.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="merge these result files (runs of the same task are pooled) into --out and stop",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="smoke test: digits, 2 η, 1 λ, 1 seed, 3 iterations"
     )
     args = parser.parse_args(argv)
@@ -243,6 +283,13 @@ def main(argv=None) -> int:
         parser.error("--seeds must be >= 1 and --iters-scale > 0")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        merged = merge_results([json.loads(Path(f).read_text()) for f in args.merge])
+        text = table(merged["results"], merged["machine"])
+        out.with_suffix(".md").write_text(text)
+        out.with_suffix(".json").write_text(json.dumps(merged, default=str, indent=1) + "\n")
+        print(text)
+        return 0
     results = []
     if out.with_suffix(".json").exists() and not args.quick:
         results = json.loads(out.with_suffix(".json").read_text())["results"]
