@@ -3,12 +3,17 @@ SOFO and FGD on every task, on the same wall-clock budget, over several seeds.
 
 For each task (CPU defaults, `nd.tasks.get(name)`):
 
-1. Adam's learning rate is chosen by a sweep over `--adam-lrs` (seed 0, half the budget each;
-   best final task metric), SPEC §4's protocol cut to fit a laptop.
-2. Every optimizer (`sofo`, `adam` at that rate, `first-order-sofo`, `fgd`, each with the
-   task's `hyperparameters(name)`) trains for the task's wall-clock budget with each seed. The
-   task metric is measured at 8 points evenly spaced in training time and at the end;
-   compilation (the first step) and evaluation are excluded from the clock.
+1. Every optimizer's step size is tuned by the same protocol (SPEC §4, cut to fit a laptop):
+   a sweep of the learning rate over `--lr-factors` × the task's default rate
+   (`task.hyperparameters(name)["learning_rate"]`; 1/3, 1 and 3 by default; `--adam-lrs`
+   replaces Adam's grid by absolute rates), each run on seed 0 for half the task's budget,
+   the best final task metric wins. SOFO's damping is tuned too: its best η is rerun at each
+   other value of `--sofo-dampings` (same seed and budget). `--no-sweep` uses the task's
+   defaults as they are.
+2. Every optimizer (`sofo`, `adam`, `first-order-sofo`, `fgd`, each at its best setting of
+   step 1) trains for the task's wall-clock budget with each seed. The task metric is
+   measured at 8 points evenly spaced in training time and at the end; compilation (the
+   first step) and evaluation are excluded from the clock.
 3. Reported: the loss against iterations and against wall-clock (PNG per task), the final task
    metric (mean ± sd over seeds), and the training seconds at which the task's success level
    (`task.success_criterion()`) was first met at an evaluation point (median over seeds; ∞
@@ -16,6 +21,7 @@ For each task (CPU defaults, `nd.tasks.get(name)`):
 
     python benchmarks/time_to_solution.py                        # 5 tasks × 4 optimizers × 3 seeds
     python benchmarks/time_to_solution.py --tasks flipflop --seeds 1 --budget-scale 0.2
+    python benchmarks/time_to_solution.py --quick --out /tmp/tts   # smoke test (digits, 1 s runs)
 
 The arm tasks and the reservoir flip-flop are accepted too (`--tasks reach double-reach
 flipflop-reservoir`, `--optimizers ... force` for the reservoir) but are not in the default run:
@@ -126,29 +132,72 @@ def better(a, b, direction):
     return a > b if direction == "above" else a < b
 
 
-def run_task(name, *, seeds, scale, adam_lrs, optimizers, log):
+def sweep_settings(opt, hp, *, lr_factors, adam_lrs) -> list[dict]:
+    """The step sizes tried for `opt` in the first sweep stage (dicts of overrides)."""
+    if opt == "force":
+        return []
+    if opt == "adam" and adam_lrs:
+        return [{"learning_rate": lr} for lr in adam_lrs]
+    base = hp["learning_rate"]
+    return [{"learning_rate": float(f"{base * f:.3g}")} for f in lr_factors]
+
+
+def run_task(
+    name,
+    *,
+    seeds,
+    scale,
+    adam_lrs,
+    optimizers,
+    log,
+    lr_factors=(1 / 3, 1.0, 3.0),
+    sofo_dampings=(1e-5, 1e-3),
+    sweep=True,
+    hp_overrides=None,
+):
     task = nd.tasks.get(name)
     budget = BUDGETS[name] * scale
     metric, threshold, direction = task.success_criterion()
     eval_key = jr.PRNGKey(12345)
-    hps = {o: task.hyperparameters(o) for o in optimizers}
-    sweep = []
-    if "adam" in optimizers and len(adam_lrs) > 1:
+    hps = {o: {**task.hyperparameters(o), **(hp_overrides or {}).get(o, {})} for o in optimizers}
+    sweeps: dict[str, list] = {}
+
+    def trial(opt, overrides):
+        rec = train(
+            task,
+            opt,
+            {**hps[opt], **overrides},
+            budget=budget / 2,
+            key=jr.PRNGKey(1000),
+            eval_key=eval_key,
+        )
+        entry = {**overrides, "final": rec["final"], "iterations": rec["iterations"]}
+        sweeps.setdefault(opt, []).append(entry)
+        shown = ", ".join(f"{k} {v:g}" for k, v in overrides.items())
+        log(f"  {name} {opt} sweep {shown}: {metric} {rec['final']:.4g}")
+        return entry
+
+    for opt in optimizers if sweep else ():
+        grid = sweep_settings(opt, hps[opt], lr_factors=lr_factors, adam_lrs=adam_lrs)
+        if len(grid) < 2 and not (opt == "sofo" and len(sofo_dampings) > 1):
+            continue
         best = None
-        for lr in adam_lrs:
-            rec = train(
-                task,
-                "adam",
-                {**hps["adam"], "learning_rate": lr},
-                budget=budget / 2,
-                key=jr.PRNGKey(1000),
-                eval_key=eval_key,
-            )
-            sweep.append({"learning_rate": lr, "final": rec["final"]})
-            log(f"  {name} adam sweep lr {lr:g}: {metric} {rec['final']:.4g}")
-            if best is None or better(rec["final"], best[1], direction):
-                best = (lr, rec["final"])
-        hps["adam"] = {**hps["adam"], "learning_rate": best[0]}
+        for overrides in grid:
+            entry = trial(opt, overrides)
+            if best is None or better(entry["final"], best["final"], direction):
+                best = entry
+        if opt == "sofo":
+            tried = hps[opt].get("damping")
+            for damping in sofo_dampings:
+                if damping == tried:
+                    continue
+                entry = trial(opt, {"learning_rate": best["learning_rate"], "damping": damping})
+                if better(entry["final"], best["final"], direction):
+                    best = entry
+        hps[opt] = {
+            **hps[opt],
+            **{k: v for k, v in best.items() if k not in ("final", "iterations")},
+        }
     runs = []
     for opt in optimizers:
         for seed in range(seeds):
@@ -165,7 +214,8 @@ def run_task(name, *, seeds, scale, adam_lrs, optimizers, log):
         "budget_s": budget,
         "criterion": [metric, threshold, direction],
         "hyperparameters": hp_out,
-        "adam_sweep": sweep,
+        "sweeps": sweeps,
+        "adam_sweep": sweeps.get("adam", []),
         "runs": runs,
     }
 
@@ -190,6 +240,10 @@ def merge_task(old: dict, new: dict, optimizers) -> dict:
         **new,
         "hyperparameters": {**old["hyperparameters"], **new["hyperparameters"]},
         "adam_sweep": new["adam_sweep"] if "adam" in optimizers else old["adam_sweep"],
+        "sweeps": {
+            **{k: v for k, v in old.get("sweeps", {}).items() if k not in optimizers},
+            **new.get("sweeps", {}),
+        },
         "runs": kept + new["runs"],
         "command": " ; then ".join(c for c in commands if c),
     }
@@ -212,7 +266,8 @@ def table(results, command, machine_text=None) -> str:
         "evaluation excluded), with each seed; the metric is measured every budget/8. "
         "'to target': training seconds at the first evaluation that met the success level "
         "(median over seeds; ∞ if not all seeds met it — the count says how many did). Adam's "
-        "learning rate is the best of the sweep (seed 0, half budget).",
+        "Every optimizer's step size (and SOFO's damping) is the best of its sweep (seed 0, half "
+        "budget), where a 'sweeps' line below says so; older rows tuned Adam only.",
         "",
         "| task | success level | budget (s) | optimizer | hyperparameters | iterations (median) "
         "| final metric (mean ± sd) | seeds solved | to target (s, median) |",
@@ -243,16 +298,26 @@ def table(results, command, machine_text=None) -> str:
                 f"{mean:.4g} ± {sd:.2g} | {len(solved)}/{len(runs)} | "
                 f"{_fmt(med_t, 3)} |"
             )
-    sweeps = [r for r in results if r["adam_sweep"]]
-    if sweeps:
-        lines += ["", "Adam learning-rate sweep (seed 0, half budget, final metric):", ""]
-        for res in sweeps:
-            lines.append(
-                f"- {res['task']}: "
-                + ", ".join(
-                    f"lr {s['learning_rate']:g} → {s['final']:.4g}" for s in res["adam_sweep"]
-                )
-            )
+    swept = [r for r in results if r.get("sweeps") or r.get("adam_sweep")]
+    if swept:
+        lines += [
+            "",
+            "Step-size sweeps (seed 0, half budget, final metric; SOFO also over the damping "
+            "at its best η; results without a 'sweeps' record swept Adam only):",
+            "",
+        ]
+        for res in swept:
+            sweeps = res.get("sweeps") or {"adam": res["adam_sweep"]}
+            for opt, entries in sweeps.items():
+                parts = []
+                for e in entries:
+                    setting = ", ".join(
+                        f"{'η' if k == 'learning_rate' else 'λ'} {v:g}"
+                        for k, v in e.items()
+                        if k in ("learning_rate", "damping")
+                    )
+                    parts.append(f"{setting} → {e['final']:.4g}")
+                lines.append(f"- {res['task']} {opt}: " + "; ".join(parts))
     return "\n".join(lines) + "\n"
 
 
@@ -297,7 +362,27 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budget-scale", type=float, default=1.0)
-    parser.add_argument("--adam-lrs", type=float, nargs="+", default=[3e-4, 1e-3, 3e-3])
+    parser.add_argument(
+        "--adam-lrs",
+        type=float,
+        nargs="+",
+        default=[3e-4, 1e-3, 3e-3],
+        help="Adam's learning-rate grid (absolute; the other optimizers use --lr-factors)",
+    )
+    parser.add_argument(
+        "--lr-factors",
+        type=float,
+        nargs="+",
+        default=[1 / 3, 1.0, 3.0],
+        help="step-size grid of SOFO, first-order SOFO and FGD, × each task's default rate",
+    )
+    parser.add_argument("--sofo-dampings", type=float, nargs="+", default=[1e-5, 1e-3])
+    parser.add_argument("--no-sweep", action="store_true", help="use the task defaults as is")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: digits, 1 seed, tiny budget and networks (for the test suite)",
+    )
     parser.add_argument("--out", default=str(RESULTS / "time_to_solution"), help="output prefix")
     parser.add_argument(
         "--append", action="store_true", help="keep the other tasks' results already in --out"
@@ -308,6 +393,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.budget_scale <= 0:
         parser.error("--seeds must be ≥ 1 and --budget-scale > 0")
+    hp_overrides = None
+    if args.quick:
+        args.tasks, args.seeds, args.budget_scale = ["digits"], 1, 0.1
+        args.adam_lrs, args.lr_factors, args.sofo_dampings = [1e-3, 3e-3], [1.0, 3.0], [1e-3]
+        small = {"batch_size": 32, "n_tangents": 8}
+        hp_overrides = {o: dict(small) for o in DEFAULT_OPTIMIZERS}
+        hp_overrides["adam"] = {"batch_size": 32}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/time_to_solution.py" + (" " + " ".join(argv) if argv else "")
@@ -338,6 +430,10 @@ def main(argv=None) -> int:
             adam_lrs=args.adam_lrs,
             optimizers=args.optimizers,
             log=lambda s: print(s, flush=True),
+            lr_factors=args.lr_factors,
+            sofo_dampings=args.sofo_dampings,
+            sweep=not args.no_sweep,
+            hp_overrides=hp_overrides,
         )
         res["command"] = command
         if name in previous:

@@ -1,18 +1,24 @@
-"""Write the fixed evaluation sets `data/lorenz_eval.nc` and `data/kalman_eval.nc`.
+"""Write the fixed evaluation sets shipped with the package, `neurodyn/_data/*.nc`.
 
-    python data/make_eval_sets.py [--out DIR]
+    python data/make_eval_sets.py [--out DIR]     # default DIR: neurodyn/_data
 
-Both sets are generated in float64 from fixed seeds by the tasks' own generators
-(`neurodyn.tasks._lorenz.make_eval_segments`, `neurodyn.tasks._kalman.make_eval_trials`) and
-stored in float32 (netCDF, `engine="h5netcdf"`, zlib-compressed, written atomically), so that
-results stay comparable across versions. `tests/test_tasks_data.py` regenerates them and
-checks that they match the files.
+This script is the one way to regenerate them. Both sets are generated in float64 from fixed
+seeds by the tasks' own generators (`neurodyn.tasks._lorenz.make_eval_segments`,
+`neurodyn.tasks._kalman.make_eval_trials`) and stored as netCDF (`engine="h5netcdf"`,
+zlib-compressed, written atomically), so that results stay comparable across versions and
+installations; they ship as package data in the wheel and the sdist
+(`tests/test_tasks_data.py` regenerates them, checks that they match the files, and builds a
+wheel and an sdist to find them).
 
 - `lorenz_eval.nc`: 128 test segments of the Lorenz system (σ = 10, ρ = 28, β = 8/3), each
   65 points (64 steps of dt = 0.01) after a 10-time-unit transient from y ~ N(0, I)
-  (SPEC §3.1); raw (not z-scored) coordinates.
-- `kalman_eval.nc`: 64 trials of T = 1000 steps of the adaptive Kalman task with the default
-  prior (SPEC §3.2): observations, latents, context parameters and switch times.
+  (SPEC §3.1); raw (not z-scored) coordinates, float32.
+- `kalman_eval.nc`: 1024 trials of T = 1000 steps of the adaptive Kalman task with the
+  default prior (SPEC §3.2): observations, latents, context parameters and switch times. 1024
+  trials put the standard error of a trained network's MSE below 0.005. Observations and
+  latents are packed as int16 with a scale factor of 1e-3 (netCDF/CF `scale_factor`, decoded
+  on reading; rounding error ≤ 5e-4, i.e. ≤ 3e-7 added to an MSE of ≈ 0.6) to keep the file
+  at ≈ 4 MB; the context parameters are float32.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ import xarray as xr  # noqa: E402
 from neurodyn.tasks import _kalman, _lorenz  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+PACKAGE_DATA = HERE.parent / "neurodyn" / "_data"
+PACK_SCALE = 1e-3
+"""Quantum of the int16-packed Kalman observations and latents."""
 
 
 def lorenz_dataset() -> xr.Dataset:
@@ -87,6 +96,11 @@ def kalman_dataset() -> xr.Dataset:
         name: (("trial", "time"), trials[name].astype(np.float32), {"units": u, "long_name": ln})
         for name, (u, ln) in meta.items()
     }
+    limit = np.iinfo(np.int16).max * PACK_SCALE
+    for name in PACKED:
+        peak = float(np.max(np.abs(trials[name])))
+        if peak >= limit:
+            raise ValueError(f"{name} reaches {peak:.3f}, beyond the int16 packing range ±{limit}.")
     data_vars["switch"] = (
         ("trial", "time"),
         trials["switch"].astype(np.int8),
@@ -123,9 +137,17 @@ def kalman_dataset() -> xr.Dataset:
     )
 
 
+PACKED = ("observation", "latent")
+
+
 def write(ds: xr.Dataset, path: Path) -> None:
     """Write `ds` to `path` atomically (temporary file in the same folder + `os.replace`)."""
     encoding = {name: {"zlib": True, "complevel": 9, "shuffle": True} for name in ds.data_vars}
+    for name in PACKED:
+        if name in ds.data_vars:
+            encoding[name].update(
+                {"dtype": "int16", "scale_factor": PACK_SCALE, "_FillValue": np.int16(-32768)}
+            )
     fd, tmp = tempfile.mkstemp(suffix=".nc", dir=path.parent)
     os.close(fd)
     try:
@@ -142,7 +164,9 @@ DATASETS = {"lorenz_eval": lorenz_dataset, "kalman_eval": kalman_dataset}
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=HERE, help="output folder (default: data/)")
+    parser.add_argument(
+        "--out", type=Path, default=PACKAGE_DATA, help="output folder (default: neurodyn/_data/)"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for name, build in DATASETS.items():

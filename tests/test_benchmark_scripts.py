@@ -5,6 +5,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -97,3 +99,43 @@ def test_reach_results_stops_sofo_at_its_time_budget():
         max_seconds=100.0, log=lambda *a: None,
     )  # fmt: skip
     assert rec["iterations"] == 5  # the budget never bites
+
+
+@pytest.mark.slow
+def test_sofo_sweep_quick_runs_and_records_every_run(tmp_path):
+    """`benchmarks/sofo_sweep.py --quick`: two 3-iteration digits runs through nd.fit."""
+    sweep = _load("sofo_sweep")
+    out = tmp_path / "sweep"
+    assert sweep.main(["--quick", "--out", str(out)]) == 0
+    saved = json.loads(out.with_suffix(".json").read_text())
+    (res,) = saved["results"]
+    assert res["task"] == "digits"
+    assert [r["learning_rate"] for r in res["runs"]] == sweep.GRIDS["digits"]["lrs"][:2]
+    assert res["best"]["learning_rate"] in sweep.GRIDS["digits"]["lrs"][:2]
+    assert all(r["n_iters"] == 3 and not r["blew_up"] for r in res["runs"])
+    assert "| digits | 3 |" in out.with_suffix(".md").read_text()
+
+
+@pytest.mark.slow
+def test_time_to_solution_quick_sweeps_every_optimizer(tmp_path):
+    """`benchmarks/time_to_solution.py --quick`: every optimizer's step size is swept (SOFO's
+    damping too) with Adam's protocol before the seeds run at the best setting."""
+    tts = _load("time_to_solution")
+    out = tmp_path / "tts"
+    assert tts.main(["--quick", "--out", str(out)]) == 0
+    (res,) = json.loads(out.with_suffix(".json").read_text())["results"]
+    assert set(res["sweeps"]) == set(tts.DEFAULT_OPTIMIZERS)
+    for opt, entries in res["sweeps"].items():
+        assert len(entries) >= 2, opt
+        best = max(entries, key=lambda e: e["final"])  # digits: accuracy, higher is better
+        assert res["hyperparameters"][opt]["learning_rate"] == best["learning_rate"], opt
+    assert "sweep" in out.with_suffix(".md").read_text()
+
+
+def test_sofo_sweep_scoring_prefers_stable_runs():
+    sweep = _load("sofo_sweep")
+    stable = {"final": 0.5, "blew_up": False}
+    blown = {"final": 0.9, "blew_up": True}
+    assert min([blown, stable], key=lambda r: sweep._score(r, "above")) is stable
+    low = {"final": 0.1, "blew_up": False}
+    assert min([stable, low], key=lambda r: sweep._score(r, "below")) is low

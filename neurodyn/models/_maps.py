@@ -101,7 +101,8 @@ class OneShotNet(AbstractRecurrentModel):
 
     - `n_classes`: C_l (default 5). `n_inputs`: defaults to 2·C_l + 1 = 11 (stimulus, label,
       cue); add one for the 2025 bias channel.
-    - `n_latent`: r (default 100). `n_hidden`: c' (default 400). Paper size: P = 92,100.
+    - `n_latent`: r (default 100). `n_hidden`: c' (default 400). Paper size: P = 91,500 at
+      C = 3 (92,100 at C = 5).
     - `logits`: `"relu"` (the reference's relu(z O)) or `"linear"` (SPEC's proposed option:
       rectified logits cannot express "this class is less likely than that one" below 0).
     - `key`: PRNG key (required, keyword-only).

@@ -4,6 +4,9 @@ from ._base import AbstractOptimizer as AbstractOptimizer
 from ._bptt import BPTT as BPTT
 from ._bptt import adam as adam
 from ._bptt import bptt as bptt
+from ._conventions import GGN_SCALE_CONVENTIONS as GGN_SCALE_CONVENTIONS
+from ._conventions import convert_learning_rate as convert_learning_rate
+from ._conventions import ggn_scale_factor as ggn_scale_factor
 from ._fgd import FGD as FGD
 from ._fgd import fgd as fgd
 from ._force import FORCE as FORCE

@@ -20,6 +20,7 @@ from ._base import (
     trainable_params,
     tree_all_finite,
 )
+from ._conventions import check_ggn_scale_convention, problem_ggn_scale_factor
 from ._solve import DAMPING_MODES, check_damping, damped_solve
 from ._tangents import TANGENT_KINDS, combine_tangents, count_params
 
@@ -76,6 +77,16 @@ class SOFO(AbstractOptimizer):
       `lm_factors[0]` (= 3/2), ρ > `lm_thresholds[1]` by `lm_factors[1]` (= 2/3). The defaults
       are Martens' (2010) thresholds (1/4, 3/4); the reference's are (0, 1). Only with the
       default SGD transform without momentum. λ stays within `damping_bounds`.
+    - `ggn_scale_convention`: the GGN scale in which `learning_rate` is stated:
+      `"consistent"` (default: neurodyn's GGN, exactly that of the loss as written),
+      `"ocaml2024"`, `"jax2024"` or `"ocaml2025"` (the reference implementations, SPEC §2.7),
+      or an explicit factor c > 0. The subspace GGN is multiplied by that convention's factor
+      c (see [`neurodyn.optim.ggn_scale_factor`][]: d, d/2 or B·d/K for the MSE, 1 or 2 for
+      the cross-entropy) before the damped solve, as the reference did, so a step size
+      copied from a reference gives the reference's update: the same update as η / c in the
+      consistent convention. The loss must be an `nd.optim.mse` / `nd.optim.cross_entropy`
+      for the named conventions. Diagnostics (`top_eigenvalue`, `predicted_decrease`) stay
+      in the consistent scale.
     - `generic_ggn`: always use forward-over-reverse on the loss (for testing closed forms).
     - `chunk_size`: see [`neurodyn.value_and_sofo_grad_scan`][] (recurrent problems only).
 
@@ -96,6 +107,7 @@ class SOFO(AbstractOptimizer):
     lm_thresholds: tuple[float, float] = (0.25, 0.75)
     lm_factors: tuple[float, float] = (1.5, 2.0 / 3.0)
     damping_bounds: tuple[float, float] = (1e-9, 1e3)
+    ggn_scale_convention: Any = eqx.field(static=True, default="consistent")
     generic_ggn: bool = eqx.field(static=True, default=False)
     chunk_size: int | None = eqx.field(static=True, default=1)
 
@@ -118,6 +130,7 @@ class SOFO(AbstractOptimizer):
         check_damping(self.damping, self.damping_mode)
         check_optional_fraction(self.momentum, "momentum")
         check_optional_fraction(self.weight_decay, "weight_decay")
+        check_ggn_scale_convention(self.ggn_scale_convention)
         if self.tangents not in TANGENT_KINDS:
             raise ValueError(f"`tangents` must be one of {TANGENT_KINDS}; got {self.tangents!r}.")
         if self.damping_mode not in DAMPING_MODES:  # pragma: no cover - checked above
@@ -166,15 +179,23 @@ class SOFO(AbstractOptimizer):
             generic_ggn=self.generic_ggn,
             chunk_size=self.chunk_size,
         )
-        sol = damped_solve(ggn, vg, state.damping, self.damping_mode)
+        scale = problem_ggn_scale_factor(
+            problem, params, self.ggn_scale_convention, self.n_tangents
+        )
+        # the reference's GGN, c × ours (SPEC §2.7): a step size stated in that convention
+        # then gives the reference's update
+        sol = damped_solve(
+            ggn if scale == 1.0 else ggn * scale, vg, state.damping, self.damping_mode
+        )
         direction = combine_tangents(tangents, sol.alpha)
+        alpha = sol.alpha
         info = {
             "loss": value,
             "damping": state.damping,
-            "gamma": sol.gamma,
-            "top_eigenvalue": sol.eigenvalues[-1],
+            "gamma": sol.gamma / scale,
+            "top_eigenvalue": sol.eigenvalues[-1] / scale,
             "vg_norm": jnp.linalg.norm(vg),
-            "predicted_decrease": sol.predicted_decrease,
+            "predicted_decrease": jnp.dot(vg, alpha) - 0.5 * jnp.dot(alpha, ggn @ alpha),
         }
         return direction, sol, ggn, vg, info
 

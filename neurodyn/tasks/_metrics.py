@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -61,29 +59,9 @@ def ks_statistic(a, b) -> float:
     return float(np.max(np.abs(fa - fb)))
 
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
-"""The repository's `data/` folder (fixed evaluation sets; absent from a wheel install)."""
-
-
 def load_eval_set(name: str):
-    """Open `data/<name>.nc` as an `xarray.Dataset`, or return `None` when it is absent.
+    """The shipped evaluation set `name` (see `neurodyn._data.load_eval_set`; raises
+    `neurodyn._data.EvalSetError` naming the file when it is missing or unreadable)."""
+    from .._data import load_eval_set as load
 
-    When the file exists but cannot be read (e.g. h5netcdf without its `h5py` backend), a
-    `RuntimeWarning` says so and `None` is returned: the tasks then evaluate on fresh trials.
-    """
-    path = DATA_DIR / f"{name}.nc"
-    if not path.exists():
-        return None
-    import xarray as xr
-
-    try:
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            return ds.load()
-    except (ImportError, OSError, ValueError) as err:
-        warnings.warn(
-            f"could not read {path} ({err}); evaluating on fresh trials instead. "
-            "Install h5py (`pip install h5py`) to use the fixed evaluation sets.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return None
+    return load(name)

@@ -47,8 +47,10 @@ _HYPERPARAMETERS = {
     },
     "paper": {
         # SPEC §3.7 / §4 [REPO@c5d617e]: B = 256, K = 256, η = 0.1, λ = 1e-3, 1000 iterations
-        # (later runs 1e5–2e5); Adam lr 1e-5. The cross-entropy GGN of the OCaml 2024 code is
-        # the consistent one (SPEC §2.7), so η carries over.
+        # (later runs 1e5–2e5); Adam lr 1e-5. c5d617e is in the "ocaml2024" convention, whose
+        # cross-entropy GGN is the consistent one (factor 1, SPEC §2.7), so η = 0.1 carries
+        # over; 3c62b01's η = 0.01 ("ocaml2025", factor 2) is 0.005 here
+        # (docs/concepts/sofo-conventions.md).
         "sofo": {
             "n_iters": 1000,
             "batch_size": 256,
@@ -126,8 +128,9 @@ def sample_oneshot_trials(
 class OneShotTask(AbstractTask):
     r"""One-shot classification with a new random item→label mapping per trial (SPEC §3.7).
 
-    **Trial** (T = 2·C·10 = 100 steps for C = 5). Learn phase: the C items in order, each
-    for 10 steps, shown with its label π(i) (π a random permutation per trial) and cue = 1.
+    **Trial** (T = 2·C·`item_steps` steps: 60 for C = 3 and 10 steps per item). Learn
+    phase: the C items in order, each for `item_steps` steps, shown with its label π(i) (π a
+    random permutation per trial) and cue = 1.
     Exploit phase: the items in a fresh random order, no label, cue = 0; at the last step of
     each item the network must output the label π(item). Stimuli are onehot(item) (μ = 1)
     plus N(0, σ² = 0.01) noise per dimension, drawn anew for every presentation ([NOT FOUND]
@@ -148,17 +151,20 @@ class OneShotTask(AbstractTask):
     **Metrics.** `accuracy` (argmax of the logits at the query steps equals the label),
     `chance` (1/C), `loss` (mean cross-entropy per query).
 
-    **Arguments:** `n_classes` (C = 5, SPEC §3.7; ≥ 2), `item_steps` (10), `stimulus_mean`
+    **Arguments:** `n_classes` (C; the constructor's default 5 is the 2025-04 reference's,
+    both sizes of `nd.tasks.get` use 3; ≥ 2), `item_steps` (10), `stimulus_mean`
     (μ = 1), `stimulus_noise` (σ = 0.1), `n_latent` (r), `n_hidden` (c'), `logits`
     (`"linear"`, SPEC §3.7's [PROPOSED] option, by default; `"relu"` is the reference's
     relu(z O), whose rectified logits cannot push a wrong class below 0), `size`. The
-    paper's network has r = 100, c' = 400 (P = 92,100).
+    paper's network has r = 100, c' = 400 (P = 91,500 at C = 3; 92,100 at C = 5).
 
-    **Sizes.** `nd.tasks.get("oneshot", size="paper")` is SPEC §3.7's task: C = 5 classes,
-    10 steps per item (T = 100), r = 100, c' = 400. The CPU size (`size="cpu"`, the default
-    of `nd.tasks.get`) is smaller so that SOFO reaches ≥ 90 % in minutes on 2 cores
-    ([PROPOSED]): C = 3 classes (the reference's value since 2025-09, SPEC §3.7), 5 steps
-    per item (T = 30), r = 64, c' = 128 (P ≈ 17k). With C = 5 and 10 steps per item, 400
+    **Sizes.** `nd.tasks.get("oneshot", size="paper")` is SPEC §3.7's task with the
+    reference's current class count: C = 3 classes (the reference's value since 2025-09, SPEC
+    §3.7; the paper's own C is [NOT FOUND], the 2025-04 code had C = 5), 10 steps per item
+    (T = 60), r = 100, c' = 400; `n_classes=5` gives the 2025-04 variant. The CPU size
+    (`size="cpu"`, the default of `nd.tasks.get`) is smaller so that SOFO reaches ≥ 90 % in
+    minutes on 2 cores ([PROPOSED]): C = 3 classes, 5 steps per item (T = 30), r = 64,
+    c' = 128 (P ≈ 17k). With C = 5 and 10 steps per item, 400
     SOFO iterations at this size stayed at chance: the bindings must survive 50+ steps of a
     network initialised with A = 0, and the reference trained for 10³–10⁵ iterations. The
     class constructor's defaults are SPEC's task (C = 5, 10 steps) with the CPU network.
@@ -189,10 +195,10 @@ class OneShotTask(AbstractTask):
 
     @classmethod
     def from_size(cls, size: str = "cpu", **overrides) -> OneShotTask:
-        """C = 3, 5 steps per item, r = 64, c' = 128 at `"cpu"`; C = 5, 10 steps per item,
+        """C = 3, 5 steps per item, r = 64, c' = 128 at `"cpu"`; C = 3, 10 steps per item,
         r = 100, c' = 400 at `"paper"` (SPEC §3.7; see the class docstring)."""
         check_size(size)
-        c, steps, r, h = {"cpu": (3, 5, 64, 128), "paper": (5, 10, 100, 400)}[size]
+        c, steps, r, h = {"cpu": (3, 5, 64, 128), "paper": (3, 10, 100, 400)}[size]
         defaults = {
             "n_classes": c,
             "item_steps": steps,

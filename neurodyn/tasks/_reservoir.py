@@ -21,7 +21,7 @@ _HYPERPARAMETERS = {
         "sofo": {
             "n_iters": 200,
             "batch_size": 32,
-            "learning_rate": 1.0,
+            "learning_rate": 0.03,  # issue 18 sweep: 1 and 0.3 blew up
             "n_tangents": 128,
             "damping": 1e-5,
         },
@@ -41,7 +41,7 @@ _HYPERPARAMETERS = {
         "sofo": {
             "n_iters": 1000,
             "batch_size": 32,
-            "learning_rate": 1.0,
+            "learning_rate": 0.03,  # issue 18 sweep: 1 and 0.3 blew up
             "n_tangents": 128,
             "damping": 1e-5,
         },

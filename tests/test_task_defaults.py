@@ -1,0 +1,79 @@
+"""Every task's default SOFO settings (η, λ, K, B of `task.hyperparameters("sofo")` at the CPU
+size, the size `neurodyn fit TASK` uses) are stable: a few iterations of `nd.fit` with the
+default network and no retries never blow up. The `slow` test checks that the defaults reach
+each task's success level on 3 of 3 seeds (benchmarks/sofo_sweep.py measures the same)."""
+
+import math
+
+import jax.random as jr
+import numpy as np
+import pytest
+
+import neurodyn as nd
+
+# (iterations, task overrides that only shorten the trials: the network, K, B, η and λ are the
+# defaults). The reach tasks compile a closed loop with an arm: slow.
+FAST = {
+    "flipflop": (12, {}),
+    "lorenz": (12, {}),
+    "oneshot": (12, {}),
+    "digits": (12, {}),
+    "kalman": (6, {"n_steps": 200}),
+    "flipflop-reservoir": (6, {"n_steps": 60}),
+}
+SLOW = {"reach": (6, {}), "double-reach": (6, {})}
+BLOWUP_RATIO = 10.0
+
+
+def _fit(name, n_iters, overrides, seed=0, **kwargs):
+    task = nd.tasks.get(name, **overrides)
+    hp = task.hyperparameters("sofo")
+    opt = nd.optim.from_config("sofo", **hp)
+    model = task.default_model(key=jr.fold_in(jr.PRNGKey(seed), 0))
+    result = nd.fit(
+        model,
+        task,
+        opt,
+        n_iters=hp["n_iters"] if n_iters is None else n_iters,
+        batch_size=hp["batch_size"],
+        key=jr.PRNGKey(seed),
+        progress=False,
+        **kwargs,
+    )
+    return task, hp, result
+
+
+def _check_stable(name, n_iters, overrides):
+    # no retries: a non-finite step raises FitError instead of being retried with more damping
+    _, _, result = _fit(name, n_iters, overrides, max_retries=0, eval_every=0)
+    loss = result.history["loss"].values
+    assert np.all(np.isfinite(loss)), loss
+    assert loss.max() <= BLOWUP_RATIO * loss[0], f"{name}: loss rose from {loss[0]} to {loss.max()}"
+
+
+def test_every_task_is_covered():
+    assert set(FAST) | set(SLOW) == set(nd.tasks.available())
+
+
+@pytest.mark.parametrize("name", list(FAST))
+def test_task_default_sofo_settings_are_stable(name):
+    _check_stable(name, *FAST[name])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SLOW))
+def test_reach_default_sofo_settings_are_stable(name):
+    _check_stable(name, *SLOW[name])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(FAST))
+def test_task_default_reaches_its_success_level_on_three_seeds(name):
+    """The CLI default (`neurodyn fit TASK`, no flags) on seeds 0, 1, 2 (minutes per task)."""
+    for seed in range(3):
+        task, hp, result = _fit(name, None, {}, seed=seed)
+        metric, threshold, direction = task.success_criterion()
+        value = result.final_metrics[metric]
+        ok = value >= threshold if direction == "above" else value <= threshold
+        assert math.isfinite(value) and ok, (name, seed, metric, value)
+        assert int(result.history["retries"].sum()) == 0, (name, seed)
