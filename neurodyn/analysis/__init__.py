@@ -21,6 +21,8 @@ from ._plots_tasks import plot_lorenz_attractor as plot_lorenz_attractor
 from ._plots_tasks import plot_oneshot as plot_oneshot
 from ._psth import align_trials as align_trials
 from ._psth import psth as psth
+from ._run import Run as Run
+from ._run import load_run as load_run
 from ._simulate import TaskAdapter as TaskAdapter
 from ._simulate import register_adapter as register_adapter
 from ._simulate import simulate as simulate

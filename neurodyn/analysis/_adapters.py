@@ -87,15 +87,15 @@ class KalmanAdapter(TaskAdapter):
             "oracle_estimate": var(
                 dims, oracle, "1", "oracle Kalman filter estimate (knows contexts and switches)"
             ),
-            "tau": var(dims, md["tau"], "step", "context time constant tau"),
+            "tau": var(dims, md["tau"], "1", "context time constant tau (network steps)"),
             "bias": var(dims, md["bias"], "1", "context mean b"),
             "beta": var(dims, md["beta"], "1", "context observation noise std beta"),
             "switch": var(dims, np.asarray(md["switch"], bool), "1", "a context starts here"),
             "time_since_switch": var(
                 dims,
                 np.asarray(md["time_since_switch"]) * float(task.dt),
-                "step",
-                "time since the last context switch",
+                "1",
+                "time since the last context switch (network steps)",
             ),
         }
 
@@ -194,8 +194,8 @@ class OneShotAdapter(TaskAdapter):
             "query_time": var(
                 ("trial", "query"),
                 query_steps * float(task.dt),
-                "step",
-                "scored (query) steps",
+                "1",
+                "scored (query) time (network steps)",
                 role="coord",
             ),
         }

@@ -108,6 +108,21 @@ class AbstractTask(eqx.Module):
         """The canonical evaluation conditions (e.g. 8 reach directions), if the task has any."""
         return None
 
+    def metric_units(self, name: str) -> str:
+        """UDUNITS units of the evaluation metric `name` (the `units` of `eval_<name>` in
+        `history.nc`).
+
+        The default reads the metric's name, the convention of every neurodyn task: a suffix
+        `_cm_s` → `"cm s-1"`, `_cm` → `"cm"`, `_ms` → `"ms"`, a prefix `percent_` →
+        `"percent"`, anything else → `"1"` (dimensionless: losses, MSEs in the task's
+        normalised units, accuracies and fractions in [0, 1]). A task whose metric names do
+        not say their units overrides this.
+        """
+        for suffix, units in (("_cm_s", "cm s-1"), ("_cm", "cm"), ("_ms", "ms")):
+            if name.endswith(suffix):
+                return units
+        return "percent" if name.startswith("percent_") else "1"
+
     def success_criterion(self) -> tuple[str, float, str] | None:
         """`(metric, threshold, "below" | "above")`: when a run counts as solved.
 
