@@ -214,6 +214,8 @@ def cmd_tasks(args) -> int:
     for name, desc, sizes in rows:
         print(f"{name:<{width}}  {desc}")
         print(f"{'':<{width}}  sizes — {sizes}")
+    for name, desc in tasks.families().items():
+        print(f"{name:<{width}}  {desc}")
     return 0
 
 

@@ -65,6 +65,7 @@ def test_tasks_lists_every_task(capsys):
     assert code == 0
     for name in nd.tasks.available():
         assert name in out
+    assert "neurogym:<id>" in out  # the task families
 
 
 @pytest.mark.parametrize(

@@ -220,6 +220,7 @@ def test_neurogym_tasks_are_their_environment_s_trials(env_id):
 
 
 @needs_neurogym
+@pytest.mark.slow  # importing neurogym imports torch; the CLI compiles a fit and an export
 def test_neurodyn_fit_neurogym_end_to_end(tmp_path, capsys):
     from neurodyn.cli import main
 
@@ -235,3 +236,16 @@ def test_neurodyn_fit_neurogym_end_to_end(tmp_path, capsys):
     assert run.trials.time.attrs["units"] == "s"
     task, model = run.model()
     assert task.name == "neurogym:GoNogo-v0" and model.n_neurons == 8
+
+
+def test_simulated_trials_label_actions_and_choices(tmp_path):
+    from .helpers import assert_cf_clean
+
+    task = toy_task()
+    ds = nd.analysis.simulate(Oracle(), task, key=jr.PRNGKey(0), n_trials=6)
+    scored = ds.loss_weight.values > 0
+    np.testing.assert_array_equal(ds.choice.values[scored], ds.target_action.values[scored])
+    index = ds.bank_index.values
+    np.testing.assert_array_equal(ds.inputs.values, np.asarray(task.inputs)[index])
+    assert ds.time.attrs["units"] == "s" and np.allclose(np.diff(ds.time.values), 0.1)
+    assert_cf_clean(nd.analysis.save(ds, tmp_path / "trials.nc"))
