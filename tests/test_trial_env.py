@@ -166,14 +166,14 @@ def test_continuous_actions_use_the_squared_error():
 
 
 def test_sofo_trains_a_dale_network_on_the_toy_environment(getkey):
-    task = toy_task(n_train=256, n_neurons=24)
+    task = toy_task(n_train=256, n_neurons=24, online_trials=20)
     model = task.default_model(key=getkey())
     assert model.excitatory_fraction == 0.8  # Dale's law
     hp = task.hyperparameters("sofo")
     optimizer = nd.optim.sofo(
         learning_rate=hp["learning_rate"], n_tangents=16, damping=hp["damping"]
     )
-    result = nd.fit(model, task, optimizer, n_iters=60, batch_size=16, key=getkey())
+    result = nd.fit(model, task, optimizer, n_iters=30, batch_size=16, key=getkey())
     metrics = result.final_metrics
     assert metrics["final_accuracy"] > 0.9 and metrics["performance"] > 0.9, metrics
     W, signs = np.asarray(result.model.weights().W), np.asarray(result.model.signs)

@@ -111,7 +111,9 @@ class TrialEnvTask(AbstractTask):
     [`neurodyn.tasks.neurogym_task`][] / `nd.tasks.get("neurogym:<env id>")`.
 
     The default network is a [`neurodyn.models.RateRNN`][] with Dale's law
-    (`excitatory_fraction` = 0.8, read out from the excitatory units), ReLU rates,
+    (`excitatory_fraction` = 0.8, read out from the excitatory units), rectified-tanh rates
+    (`activation`; bounded: with ReLU rates 1 of 3 seeds on a toy task ran away, loss
+    ~1e18, where rectified tanh trained all 4),
     τ = `tau_ms` (default 2 steps), dt = the environment's step, additive noise `noise_std`,
     `n_neurons` units, `n_obs` inputs and `n_actions` outputs.
     """
@@ -131,6 +133,7 @@ class TrialEnvTask(AbstractTask):
     excitatory_fraction: float | None = eqx.field(static=True, default=0.8)
     noise_std: float = eqx.field(static=True, default=0.05)
     tau_ms: float | None = eqx.field(static=True, default=None)
+    activation: str = eqx.field(static=True, default="rectified_tanh")
     size: str = eqx.field(static=True, default="cpu")
     env_factory: Any = eqx.field(static=True, default=None)
     online_trials: int = eqx.field(static=True, default=100)
@@ -282,7 +285,7 @@ class TrialEnvTask(AbstractTask):
             self.n_actions,
             tau=tau,
             dt=dt,
-            activation="relu",
+            activation=self.activation,
             excitatory_fraction=self.excitatory_fraction,
             readout_from="excitatory" if self.excitatory_fraction else "all",
             noise_std=self.noise_std,
@@ -398,7 +401,7 @@ def trial_env_task(
     - `size`: `"cpu"` (64 units) or `"paper"` (256 units): the network and the recommended
       hyperparameters.
     - `n_neurons` and `**network`: the default network's `n_neurons`,
-      `excitatory_fraction`, `noise_std`, `tau_ms`, and `online_trials`.
+      `excitatory_fraction`, `noise_std`, `tau_ms`, `activation`, and `online_trials`.
 
     **Returns:** a [`neurodyn.tasks.TrialEnvTask`][].
 
