@@ -5,6 +5,8 @@
                       [--config run.toml] [--set key=value ...] [--out DIR] [--resume|--force]
     neurodyn compare TASK --optimizers sofo,adam [--seeds 3] [...]
     neurodyn tasks
+    neurodyn models
+    neurodyn optimizers [--task TASK [--size cpu|paper]]
     neurodyn export RUN_DIR [--n-trials N]
     neurodyn analyse RUN_DIR [--fixed-points] [--jpca] [--dpca] [--n-starts N] [--n-pcs K]
 
@@ -213,6 +215,109 @@ def cmd_tasks(args) -> int:
     for name, desc, sizes in rows:
         print(f"{name:<{width}}  {desc}")
         print(f"{'':<{width}}  sizes — {sizes}")
+    for name, desc in tasks.families().items():
+        print(f"{name:<{width}}  {desc}")
+    return 0
+
+
+MODEL_NAMES: tuple[str, ...] = (
+    "RateRNN",
+    "KalmanRNN",
+    "LorenzMap",
+    "OneShotNet",
+    "MLP",
+    "motor_rnn",
+    "flip_flop_rnn",
+    "reservoir_rnn",
+)
+"""The networks `neurodyn models` lists (classes and builders of `neurodyn.models`)."""
+
+
+def _plain(value) -> bool:
+    if isinstance(value, (tuple, list)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _signature_defaults(fn) -> dict:
+    import inspect
+
+    return {
+        name: p.default
+        for name, p in inspect.signature(fn).parameters.items()
+        if name not in ("self", "key") and p.default is not inspect.Parameter.empty
+    }
+
+
+def _show(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(_show(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    return repr(value)
+
+
+def _defaults_text(defaults: dict) -> str:
+    return ", ".join(f"{k}={_show(v)}" for k, v in defaults.items() if _plain(v))
+
+
+def _first_line(obj) -> str:
+    doc = (obj.__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
+def _print_rows(rows) -> None:
+    width = max((len(r[0]) for r in rows), default=4)
+    for name, desc, defaults in rows:
+        print(f"{name:<{width}}  {desc}" + (f"  [{defaults}]" if defaults else ""))
+
+
+def cmd_models(args) -> int:
+    import inspect
+
+    from . import models
+
+    rows = []
+    for name in MODEL_NAMES:
+        obj = getattr(models, name)
+        fn = obj.__init__ if inspect.isclass(obj) else obj
+        rows.append((name, _first_line(obj), _defaults_text(_signature_defaults(fn))))
+    _print_rows(rows)
+    print("\n(each task builds its network with `default_model`: see `neurodyn tasks`)")
+    return 0
+
+
+def cmd_optimizers(args) -> int:
+    import dataclasses
+
+    from .optim import from_config, optimizer_names
+    from .optim._registry import _BUILDERS
+
+    task = None
+    if args.task is not None:
+        from . import tasks
+
+        task = tasks.get(args.task, size=args.size or "cpu")
+    rows = []
+    for name, desc in optimizer_names().items():
+        builder = _BUILDERS[name][0]
+        defaults = _signature_defaults(builder)
+        built = from_config(name)  # the built optimizer's own fields complete the defaults
+        if dataclasses.is_dataclass(built):
+            for field in dataclasses.fields(built):
+                value = getattr(built, field.name, None)
+                if field.name not in defaults and not field.name.startswith("_"):
+                    defaults[field.name] = value
+        if task is not None:
+            try:
+                defaults = {**defaults, **task.hyperparameters(name)}
+            except (KeyError, ValueError):
+                desc += f" (no recommendation for {args.task})"
+        rows.append((name, desc, _defaults_text(defaults)))
+    _print_rows(rows)
+    if task is not None:
+        print(f"\n(defaults overridden by the recommendations of task {args.task!r})")
     return 0
 
 
@@ -412,6 +517,24 @@ def make_parser() -> argparse.ArgumentParser:
         "recommended SOFO iterations, batch size and K at each size.",
     )
     p.set_defaults(func=cmd_tasks)
+
+    p = sub.add_parser(
+        "models",
+        help="list the networks with their defaults",
+        description="List the network classes and builders of neurodyn.models, one line "
+        "each: a description and the constructor's defaults.",
+    )
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser(
+        "optimizers",
+        help="list the optimizers with their defaults",
+        description="List the optimizers --optimizer accepts, one line each: a description "
+        "and the default hyperparameters (with --task: that task's recommendations).",
+    )
+    p.add_argument("--task", default=None, help="show this task's recommended hyperparameters")
+    p.add_argument("--size", choices=["cpu", "paper"], default=None, help="the task's size")
+    p.set_defaults(func=cmd_optimizers)
 
     p = sub.add_parser(
         "export",

@@ -16,6 +16,8 @@ import neurodyn as nd
 from neurodyn.analysis import _arm
 from neurodyn.cli import main
 
+from .helpers import assert_cf_clean
+
 A = nd.analysis
 
 # tiny versions of every task (reaching: 60 network steps of 10 ms, events early)
@@ -400,6 +402,20 @@ def test_save_load_round_trip_is_identical(tmp_path):
 
     with h5py.File(path) as f:
         assert f["rates"].compression == "gzip"
+    # the file itself is plain: JSON text named in json_attributes, numbers as numbers
+    import json
+
+    import h5netcdf
+
+    with h5netcdf.File(path, "r") as f:
+        listed = f.attrs["json_attributes"].split()
+        assert {"flag", "nothing", "nested", "names", "task_config", "versions"} <= set(listed)
+        assert json.loads(f.attrs["nested"]) == {"a": [1, 2], "b": {"c": None}}
+        assert json.loads(f.attrs["flag"]) is True and f.attrs["array_attributes"] == "matrix mask"
+        assert float(f.attrs["scale"]) == 2.5 and f.attrs["Conventions"] == "CF-1.10"
+        assert json.loads(f.variables["rates"].attrs["frozen"]) is False
+        assert not any(k.startswith("_neurodyn") for k in f.variables["cell_type"].attrs)
+    assert "json_attributes" not in back.attrs and "array_attributes" not in back.attrs
 
 
 # ----------------------------------------------------------------------------- figures
@@ -492,9 +508,17 @@ TINY = [
 ]
 
 
-def test_export_from_saved_run_matches_fit(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def flipflop_run(tmp_path_factory):
+    """A tiny `neurodyn fit flipflop` run folder, written once for this module (read-only)."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["fit", "flipflop", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_export_from_saved_run_matches_fit(flipflop_run, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["fit", "flipflop", "--out", str(out), *TINY]) == 0, capsys.readouterr().err
+    shutil.copytree(flipflop_run, out)
     for name in ("trials.nc", "figures/flipflop.png", "figures/learning_curve.png"):
         assert (out / name).exists(), name
     shutil.copy(out / "trials.nc", tmp_path / "trials_fit.nc")
@@ -504,6 +528,59 @@ def test_export_from_saved_run_matches_fit(tmp_path, capsys):
     assert rebuilt.identical(written)
     assert main(["export", str(out), "--n-trials", "3"]) == 0
     assert A.load(out / "trials.nc").sizes["trial"] == 3
+
+
+def test_load_run_reads_the_whole_folder(flipflop_run):
+    import json
+    import tomllib
+
+    run = A.load_run(flipflop_run)
+    # against the files read by hand with the standard library and plain xarray
+    assert run.config == tomllib.loads((flipflop_run / "config.toml").read_text())
+    assert run.summary == json.loads((flipflop_run / "run.json").read_text())
+    with xr.open_dataset(flipflop_run / "history.nc", engine="h5netcdf") as raw:
+        np.testing.assert_array_equal(run.history.loss.values, raw.loss.values)
+        assert json.loads(raw.attrs["versions"]) == run.history.attrs["versions"]
+        assert "versions" in raw.attrs["json_attributes"].split()
+    assert run.history.sizes["iteration"] == 2 and run.trials.sizes["trial"] > 0
+    assert run.psth is None and run.trajectories is None  # flip-flop: no conditions, no arm
+    assert set(run.figures) == {"learning_curve", "flipflop"}
+    assert all(p.exists() for p in run.figures.values()) and len(run.checkpoints) >= 1
+    # eval units come from the task: percent for the flip-flop's percent_correct
+    assert run.history.eval_percent_correct.attrs["units"] == "percent"
+    assert run.history.eval_mse.attrs["units"] == "1"
+    task, model = run.model()  # the trained network: it reproduces the exported trials
+    again = A.simulate(model, task, key=jr.fold_in(jr.PRNGKey(run.config["seed"]), 2))
+    np.testing.assert_array_equal(again.rates.values, run.trials.rates.values)
+    assert "flipflop" in repr(run) and "history" in repr(run)
+    with pytest.raises(ValueError, match="not a run folder"):
+        A.load_run(flipflop_run / "checkpoints")
+    with pytest.raises(FileNotFoundError, match="`path`"):
+        A.load_run(flipflop_run / "nothing")
+
+
+def test_run_folder_is_cf_clean(flipflop_run):
+    files = sorted(flipflop_run.glob("*.nc"))
+    assert {p.name for p in files} == {"history.nc", "trials.nc"}
+    units = {p.name: assert_cf_clean(p) for p in files}
+    assert units["history.nc"]["wall_time"] == "s"
+    assert units["trials.nc"]["time"] == "1"  # network steps: the flip-flop has no seconds
+
+
+def test_metric_units_follow_the_metric_names():
+    unit = pytest.importorskip("cf_units").Unit
+    task = nd.tasks.get("flipflop")
+    expect = {
+        "endpoint_error_cm": ("cm", 2.0, "m", 0.02),
+        "endpoint_speed_2_cm_s": ("cm s-1", 50.0, "m s-1", 0.5),
+        "reaction_time_ms": ("ms", 250.0, "s", 0.25),
+        "percent_correct": ("percent", 97.0, "1", 0.97),
+        "fraction_within_2cm": ("1", 0.5, "1", 0.5),
+        "test_mse": ("1", 0.1, "1", 0.1),
+    }
+    for name, (units, value, other, converted) in expect.items():
+        assert task.metric_units(name) == units, name
+        assert unit(units).convert(value, unit(other)) == pytest.approx(converted), name
 
 
 @needs_reach
@@ -526,3 +603,13 @@ def test_export_run_reach_writes_psth_and_figures(tmp_path):
     assert np.all(p.n_trials.values[covered] == 2) and covered.sum() > 0.5 * covered.size
     assert np.all(np.isfinite(p.rates_mean.values[covered]))
     assert np.all(np.isnan(p.rates_mean.values[~covered]))
+    # CF: plain readers see UDUNITS units; the mixed-unit channels name theirs in a coordinate
+    for name in ("trials.nc", "psth.nc", "trajectories.nc"):
+        assert_cf_clean(tmp_path / name)
+    ds = A.load(tmp_path / "trials.nc")
+    assert ds.outputs.attrs["units"] == "1" and "output_units" in ds.outputs.attrs["long_name"]
+    assert list(ds.output_units.values) == ["m", "m", "m s-1", "m s-1"]
+    for i, var in [(0, "hand_position"), (2, "hand_velocity")]:
+        assert ds[var].attrs["units"] == ds.output_units.values[i]
+        np.testing.assert_allclose(ds.outputs.values[..., i : i + 2], ds[var].values)
+    assert ds.inputs.attrs["units"] == "1" and list(ds.input_units.values) == ["1", "m", "m"]

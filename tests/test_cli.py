@@ -65,6 +65,7 @@ def test_tasks_lists_every_task(capsys):
     assert code == 0
     for name in nd.tasks.available():
         assert name in out
+    assert "neurogym:<id>" in out  # the task families
 
 
 @pytest.mark.parametrize(
@@ -115,3 +116,44 @@ def test_installed_entry_point_help():
         )
         assert proc.returncode == 0, proc.stderr
         assert "usage: neurodyn" in proc.stdout
+
+
+def test_models_lists_every_network_with_its_defaults(capsys):
+    import inspect
+
+    import equinox as eqx
+
+    from neurodyn.cli import MODEL_NAMES
+
+    # every concrete network class of nd.models is listed (the list cannot fall behind)
+    for name in dir(nd.models):
+        obj = getattr(nd.models, name)
+        if inspect.isclass(obj) and issubclass(obj, eqx.Module) and not inspect.isabstract(obj):
+            assert name in MODEL_NAMES, name
+    code, out, _ = run(["models"], capsys)
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    for name in MODEL_NAMES:
+        assert name in lines, name
+    assert "tau=10, " in lines["RateRNN"] and "activation='tanh'" in lines["RateRNN"]
+    assert "n_neurons=64" in lines["motor_rnn"] and "tau=0.02" in lines["motor_rnn"]
+    assert "hidden_sizes=(100,)" in lines["MLP"] and "key=" not in out
+
+
+def test_optimizers_lists_every_optimizer_with_its_defaults(capsys):
+    code, out, _ = run(["optimizers"], capsys)
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    for name in nd.optim.optimizer_names():
+        assert name in lines, name
+    sofo = nd.optim.from_config("sofo")
+    assert f"n_tangents={sofo.n_tangents}," in lines["sofo"]
+    assert f"damping={sofo.damping:g}," in lines["sofo"]
+    assert "b2=0.999" in lines["adam"] and "alpha=1" in lines["force"]
+    # with a task: its recommendations replace the defaults
+    code, out, _ = run(["optimizers", "--task", "flipflop"], capsys)
+    hp = nd.tasks.get("flipflop").hyperparameters("sofo")
+    line = next(x for x in out.splitlines() if x.startswith("sofo "))
+    assert f"n_tangents={hp['n_tangents']}," in line and f"n_iters={hp['n_iters']}" in line
+    code, _, err = run(["optimizers", "--task", "no-such-task"], capsys)
+    assert code == 2 and "unknown task 'no-such-task'" in err and len(err.splitlines()) == 1

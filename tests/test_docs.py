@@ -257,3 +257,15 @@ def test_mkdocs_build_strict(tmp_path):
     assert 'id="neurodyn.models.RateRNN"' in models
     tutorial = (site / "tutorials" / "06_analysing_dynamics" / "index.html").read_text("utf-8")
     assert "fixed_points" in tutorial and "similarity" in tutorial
+
+
+def test_equations_render_offline():
+    """MathJax is served from docs/ (vendored with its licence), never from a CDN."""
+    scripts = _mkdocs_config().get("extra_javascript", [])
+    assert scripts and not [s for s in scripts if "://" in str(s)], scripts
+    for script in scripts:
+        assert (DOCS / script).is_file(), script
+    vendored = DOCS / "javascripts" / "mathjax"
+    assert "Apache License" in (vendored / "LICENSE").read_text("utf-8")
+    assert 'VERSION="3.2.2"' in (vendored / "tex-svg.js").read_text("utf-8")
+    assert not [s for s in _mkdocs_config().get("extra_css", []) if "://" in str(s)]

@@ -95,6 +95,13 @@ def test_tutorial_runs_in_fast_mode(path, tutorial_runs):
     assert not missing, f"{path.name} did not write {sorted(missing)} (wrote {sorted(written)})"
     for figure in (out / path.stem).glob("*.png"):
         assert figure.stat().st_size > 1000, f"{figure} is (almost) empty"
+    if "FAST_NOTE" in path.read_text(encoding="utf-8"):  # fast-mode figures say so in their title
+        from PIL import Image
+
+        for figure in (out / path.stem).glob("*.png"):
+            with Image.open(figure) as image:
+                title = image.info.get("Title", "")
+            assert "NEURODYN_FAST=1" in title and "briefly trained" in title, figure.name
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])

@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 import neurodyn as nd
 
@@ -55,9 +56,18 @@ OUT = Path(os.environ.get("NEURODYN_TUTORIAL_OUT", HERE / "_out")) / "01_quickst
 OUT.mkdir(parents=True, exist_ok=True)
 
 
+FAST_NOTE = "fast mode (NEURODYN_FAST=1): a shrunken network,\nbriefly trained (not the tutorial's result)"
+
+
 def save(fig, name):
-    """Write a figure to OUT (and keep it on screen in a notebook)."""
-    fig.savefig(OUT / f"{name}.png", dpi=100)
+    """Write a figure to OUT (and keep it on screen in a notebook). In fast mode its title
+    says that it comes from a shrunken, briefly trained run."""
+    if FAST:
+        title = fig.get_suptitle()
+        fig.suptitle(f"{FAST_NOTE}\n{title}" if title else FAST_NOTE, color="firebrick", size="small")
+        if not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+            fig.tight_layout()  # make room for the note
+    fig.savefig(OUT / f"{name}.png", dpi=100, metadata={"Title": fig.get_suptitle()})
     if not NOTEBOOK:
         plt.close(fig)
 

@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 import neurodyn as nd
 
@@ -53,9 +54,18 @@ OUT = Path(os.environ.get("NEURODYN_TUTORIAL_OUT", HERE / "_out")) / "04_custom_
 OUT.mkdir(parents=True, exist_ok=True)
 
 
+FAST_NOTE = "fast mode (NEURODYN_FAST=1): a shrunken network,\nbriefly trained (not the tutorial's result)"
+
+
 def save(fig, name):
-    """Write a figure to OUT (and keep it on screen in a notebook)."""
-    fig.savefig(OUT / f"{name}.png", dpi=100)
+    """Write a figure to OUT (and keep it on screen in a notebook). In fast mode its title
+    says that it comes from a shrunken, briefly trained run."""
+    if FAST:
+        title = fig.get_suptitle()
+        fig.suptitle(f"{FAST_NOTE}\n{title}" if title else FAST_NOTE, color="firebrick", size="small")
+        if not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+            fig.tight_layout()  # make room for the note
+    fig.savefig(OUT / f"{name}.png", dpi=100, metadata={"Title": fig.get_suptitle()})
     if not NOTEBOOK:
         plt.close(fig)
 
@@ -337,6 +347,37 @@ save(fig, "psychometric_and_latents")
 ds = nd.analysis.simulate(result.model, task, key=jr.PRNGKey(7), n_trials=8)
 print(ds)
 nd.analysis.save(ds, OUT / "trials.nc")
+
+# %% [markdown]
+# ## Tasks from NeuroGym
+#
+# Writing a task is one way; [NeuroGym](https://neurogym.github.io) already has dozens of
+# cognitive tasks (perceptual decisions, working memory, go/no-go, timing...). With the
+# optional extra (`pip install "neurodyn[neurogym]"`), any of them is a neurodyn task:
+# `nd.tasks.get("neurogym:<env id>")` draws a bank of trials from the environment, maps its
+# observations, ground-truth actions and periods to inputs, targets and loss weights, and
+# evaluates with NeuroGym's own `performance`, the network acting in closed loop. The
+# default network is a Dale's-law `RateRNN`. From the command line:
+# `neurodyn fit neurogym:PerceptualDecisionMaking-v0`. (Skipped when neurogym is absent.)
+
+# %%
+import importlib.util
+
+if importlib.util.find_spec("neurogym") is not None:
+    ng_task = nd.tasks.get(
+        "neurogym:PerceptualDecisionMaking-v0",
+        n_train=128 if FAST else 1024,
+        online_trials=20 if FAST else 200,
+    )
+    ng_hp = ng_task.hyperparameters("sofo")
+    if FAST:
+        ng_hp = dict(ng_hp, n_iters=5, n_tangents=8)
+    ng_result = nd.fit(ng_task.default_model(key=jr.PRNGKey(8)), ng_task,
+                       nd.optim.from_config("sofo", **ng_hp), n_iters=ng_hp["n_iters"],
+                       batch_size=ng_hp["batch_size"], key=jr.PRNGKey(9))
+    print(ng_task.name, ng_result.final_metrics)
+else:
+    print("neurogym is not installed: pip install 'neurodyn[neurogym]'")
 
 # %%
 print("figures:", sorted(f.name for f in OUT.glob("*.png")))

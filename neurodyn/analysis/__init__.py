@@ -28,6 +28,8 @@ from ._plots_tasks import plot_lorenz_attractor as plot_lorenz_attractor
 from ._plots_tasks import plot_oneshot as plot_oneshot
 from ._psth import align_trials as align_trials
 from ._psth import psth as psth
+from ._run import Run as Run
+from ._run import load_run as load_run
 from ._similarity import plot_similarity as plot_similarity
 from ._similarity import similarity as similarity
 from ._simulate import TaskAdapter as TaskAdapter

@@ -12,7 +12,15 @@ import jax.random as jr
 import numpy as np
 
 from ..models._base import rollout_problem
-from ..tasks import Batch, DigitsTask, FlipFlopTask, KalmanTask, LorenzTask, OneShotTask
+from ..tasks import (
+    Batch,
+    DigitsTask,
+    FlipFlopTask,
+    KalmanTask,
+    LorenzTask,
+    OneShotTask,
+    TrialEnvTask,
+)
 from ._simulate import TaskAdapter, loss_weight, rates_variable, register_adapter, var
 
 
@@ -87,15 +95,15 @@ class KalmanAdapter(TaskAdapter):
             "oracle_estimate": var(
                 dims, oracle, "1", "oracle Kalman filter estimate (knows contexts and switches)"
             ),
-            "tau": var(dims, md["tau"], "step", "context time constant tau"),
+            "tau": var(dims, md["tau"], "1", "context time constant tau (network steps)"),
             "bias": var(dims, md["bias"], "1", "context mean b"),
             "beta": var(dims, md["beta"], "1", "context observation noise std beta"),
             "switch": var(dims, np.asarray(md["switch"], bool), "1", "a context starts here"),
             "time_since_switch": var(
                 dims,
                 np.asarray(md["time_since_switch"]) * float(task.dt),
-                "step",
-                "time since the last context switch",
+                "1",
+                "time since the last context switch (network steps)",
             ),
         }
 
@@ -194,8 +202,8 @@ class OneShotAdapter(TaskAdapter):
             "query_time": var(
                 ("trial", "query"),
                 query_steps * float(task.dt),
-                "step",
-                "scored (query) steps",
+                "1",
+                "scored (query) time (network steps)",
                 role="coord",
             ),
         }
@@ -292,7 +300,28 @@ def _mlp_forward(model, x):
     return logits, [jnp.where(err_t <= err_n, a, b) for a, b in zip(hid_t, hid_n)]
 
 
+class TrialEnvAdapter(TaskAdapter):
+    """NeuroGym-style tasks: the generic variables, plus (discrete actions) the correct action
+    `target_action` and the network's `choice` (arg-max of its outputs) at every step."""
+
+    kind = "trial_env"
+
+    def variables(self, task, model, batch, observed, *, key):
+        out = super().variables(task, model, batch, observed, key=key)
+        tt = ("trial", "time")
+        if task.discrete:
+            out["target_action"] = var(tt, batch.targets, "1", "correct action (ground truth)")
+            out["choice"] = var(
+                tt, np.asarray(observed["outputs"]).argmax(-1), "1", "arg-max of the outputs"
+            )
+        out["bank_index"] = var(
+            ("trial",), batch.metadata["bank_index"], "1", "index in the task's trial bank"
+        )
+        return out
+
+
 register_adapter(FlipFlopTask, FlipFlopAdapter())
+register_adapter(TrialEnvTask, TrialEnvAdapter())
 register_adapter(KalmanTask, KalmanAdapter())
 register_adapter(LorenzTask, LorenzAdapter())
 register_adapter(OneShotTask, OneShotAdapter())

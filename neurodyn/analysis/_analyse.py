@@ -57,14 +57,14 @@ def analyse_run(
     """
     import jax.random as jr
 
-    from ._export import load_run
+    from ._export import trained_run
     from ._simulate import simulate
 
     unknown = [a for a in analyses if a not in ANALYSES]
     if unknown or not analyses:
         raise ValueError(f"`analyses` must be among {ANALYSES}; got {list(analyses)}.")
     run_dir = Path(run_dir)
-    config, task, model, _ = load_run(run_dir)
+    config, task, model, _ = trained_run(run_dir)
     seed = int(config.get("seed", 0)) if seed is None else int(seed)
     key = jr.fold_in(jr.PRNGKey(seed), 3)
     k_fp, k_trials, k_sim = jr.split(key, 3)

@@ -105,20 +105,24 @@ class ArmAdapter(TaskAdapter):
             "inputs": var(
                 tt + ("input",),
                 batch.inputs,
-                ", ".join(units),
-                "task input (units per channel, in the order of `input`)",
+                "1",
+                _MIXED.format(what="task input", coord="input_units"),
             ),
             "targets": var(
                 tt + ("output",),
                 batch.targets,
-                "m, m, m/s, m/s",
-                "loss target of the hand (position, velocity)",
+                "1",
+                _MIXED.format(
+                    what="loss target of the hand (position, velocity)", coord="output_units"
+                ),
             ),
             "outputs": var(
                 tt + ("output",),
                 o["outputs"],
-                "m, m, m/s, m/s",
-                "closed-loop output: hand position and velocity",
+                "1",
+                _MIXED.format(
+                    what="closed-loop output: hand position and velocity", coord="output_units"
+                ),
             ),
             "target_position": var(
                 tt + ("axis",),
@@ -178,12 +182,17 @@ class ArmAdapter(TaskAdapter):
             "joint": var(("joint",), np.array(JOINTS), "1", "joint"),
             "axis": var(("axis",), np.array(AXES), "1", "Cartesian axis (shoulder frame)"),
             "input": var(("input",), np.array(names), "1", "task input channel"),
-            "input_units": var(("input",), np.array(units), "1", "units of the input channel"),
+            "input_units": var(
+                ("input",), np.array(units), "1", "UDUNITS units of the input channel"
+            ),
             "output": var(
                 ("output",),
                 np.array(["hand_x", "hand_y", "hand_vx", "hand_vy"]),
                 "1",
                 "closed-loop output channel",
+            ),
+            "output_units": var(
+                ("output",), np.array(OUTPUT_UNITS), "1", "UDUNITS units of the output channel"
             ),
             "control": var(("control",), np.array(control_names), "1", "network output channel"),
         }
@@ -198,6 +207,14 @@ class ArmAdapter(TaskAdapter):
             "movement_time": float(getattr(task, "movement_time", np.nan)),
             "n_substeps": int(getattr(model, "n_substeps", 1)),
         }
+
+
+OUTPUT_UNITS = ("m", "m", "m s-1", "m s-1")
+"""UDUNITS units of the closed-loop output channels (hand x, y, vx, vy)."""
+_MIXED = (
+    "{what}; channels in mixed units: the `units` of each channel is the coordinate `{coord}` "
+    "(CF has no per-element units)"
+)
 
 
 _PERTURBATION_CHANNELS = {

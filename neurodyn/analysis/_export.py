@@ -112,31 +112,23 @@ def export_from_run(run_dir, *, n_trials=None) -> dict[str, str]:
     """
     from ..runs import run_keys
 
-    config, task, model, history = load_run(run_dir)
+    run_dir = Path(run_dir)
+    config, task, model, history = trained_run(run_dir)
     key = run_keys(int(config.get("seed", 0)))["export"]
     return export_run(run_dir, model, task, key=key, history=history, n_trials=n_trials)
 
 
-def load_run(run_dir):
+def trained_run(run_dir):
     """`(config, task, model, history)` of a run folder: the model of its last checkpoint.
 
     **Raises:** `CheckpointError` when the run has no checkpoint.
     """
-    import jax.random as jr
-    import numpy as np
-
-    from ..runs import build, read_toml
-    from ..training import CheckpointError, list_checkpoints, load_checkpoint
+    from ..runs import read_toml
     from ._io import load
+    from ._run import load_trained
 
     run_dir = Path(run_dir)
     config = read_toml(run_dir / "config.toml")
-    task, model, optimizer = build(config)
-    ckpts = list_checkpoints(run_dir / "checkpoints")
-    if not ckpts:
-        raise CheckpointError(f"{run_dir / 'checkpoints'} holds no checkpoint to export from.")
-    opt_state = optimizer.init(model, model.trainable() if hasattr(model, "trainable") else None)
-    key_data = np.zeros_like(np.asarray(jr.PRNGKey(0)))
-    _, _, (model, _, _) = load_checkpoint(ckpts[-1], (model, opt_state, key_data))
+    task, model = load_trained(run_dir)
     history = load(run_dir / "history.nc") if (run_dir / "history.nc").exists() else None
     return config, task, model, history

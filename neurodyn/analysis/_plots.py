@@ -77,7 +77,9 @@ def time_label(coord, default: str = "time") -> str:
     """Axis label of a time coordinate: its long name (without the bin note) and units."""
     units = coord.attrs.get("units", "")
     name = coord.attrs.get("long_name", default).split(",")[0].split(" (")[0]
-    if units == "step":
+    if units == "step" or (
+        units in ("", "1") and "network steps" in coord.attrs.get("long_name", "")
+    ):
         return f"{name} (steps)"
     if units in ("", "1"):
         return (

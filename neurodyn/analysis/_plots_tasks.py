@@ -220,9 +220,10 @@ def plot_kalman_error(ds, *, max_lag: int = 300, bin_size: int = 5):
         color="0.7",
     )
     axc.set_ylabel("steps per bin")
-    unit = ds["time"].attrs.get("units", "step")
+    unit = ds["time"].attrs.get("units", "1")
     axc.set_xlabel(
-        "time since the last context switch" + (" (steps)" if unit == "step" else f" ({unit})")
+        "time since the last context switch"
+        + (" (steps)" if unit in ("1", "step") else f" ({unit})")
     )
     return fig
 

@@ -30,6 +30,7 @@ import xarray as xr
 
 from ..optim._problem import scan_steps
 from ..tasks import AbstractTask, Batch
+from ._io import CONVENTIONS
 
 # ----------------------------------------------------------------------------- variables
 
@@ -121,7 +122,7 @@ class TaskAdapter:
     def time_units(self, task) -> tuple[str, str]:
         """(units, description) of the time axis."""
         if float(task.dt) == 1.0:
-            return "step", "time (network steps: this task has no physical time unit)"
+            return "1", "time (network steps: this task has no physical time unit)"
         return "s", "time"
 
     # -- trials ---------------------------------------------------------------------
@@ -447,6 +448,7 @@ def simulate(
         jr.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
     )
     attrs = {
+        "Conventions": CONVENTIONS,
         "title": f"{getattr(task, 'name', type(task).__name__)}: simulated trials",
         "neurodyn_dataset": "trials",
         "task": getattr(task, "name", type(task).__name__),

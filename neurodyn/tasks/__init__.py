@@ -5,9 +5,11 @@ from ._base import SIZES as SIZES
 from ._base import AbstractTask as AbstractTask
 from ._base import Batch as Batch
 from ._base import available as available
+from ._base import families as families
 from ._base import get as get
 from ._base import options as options
 from ._base import register as register
+from ._base import register_family as register_family
 from ._closed_loop import CONTROL_MAPS as CONTROL_MAPS
 from ._closed_loop import FEEDBACK_CHANNELS as FEEDBACK_CHANNELS
 from ._closed_loop import FEEDBACK_MODALITIES as FEEDBACK_MODALITIES
@@ -36,3 +38,6 @@ from ._reach import ReachTask as ReachTask
 from ._reach import endpoint_bias_scatter as endpoint_bias_scatter
 from ._reach import reach_metrics as reach_metrics
 from ._reservoir import FlipFlopReservoirTask as FlipFlopReservoirTask
+from ._trial_env import TrialEnvTask as TrialEnvTask
+from ._trial_env import neurogym_task as neurogym_task
+from ._trial_env import trial_env_task as trial_env_task

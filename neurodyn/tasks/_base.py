@@ -108,6 +108,21 @@ class AbstractTask(eqx.Module):
         """The canonical evaluation conditions (e.g. 8 reach directions), if the task has any."""
         return None
 
+    def metric_units(self, name: str) -> str:
+        """UDUNITS units of the evaluation metric `name` (the `units` of `eval_<name>` in
+        `history.nc`).
+
+        The default reads the metric's name, the convention of every neurodyn task: a suffix
+        `_cm_s` → `"cm s-1"`, `_cm` → `"cm"`, `_ms` → `"ms"`, a prefix `percent_` →
+        `"percent"`, anything else → `"1"` (dimensionless: losses, MSEs in the task's
+        normalised units, accuracies and fractions in [0, 1]). A task whose metric names do
+        not say their units overrides this.
+        """
+        for suffix, units in (("_cm_s", "cm s-1"), ("_cm", "cm"), ("_ms", "ms")):
+            if name.endswith(suffix):
+                return units
+        return "percent" if name.startswith("percent_") else "1"
+
     def success_criterion(self) -> tuple[str, float, str] | None:
         """`(metric, threshold, "below" | "above")`: when a run counts as solved.
 
@@ -131,6 +146,25 @@ def register(name: str):
     return wrap
 
 
+_FAMILIES: dict[str, Callable[..., AbstractTask]] = {}
+
+
+def register_family(prefix: str, builder: Callable[..., AbstractTask]) -> None:
+    """Make `get("<prefix>:<id>", size=..., **overrides)` call
+    `builder(id, size=size, **overrides)` (e.g. `"neurogym:GoNogo-v0"`)."""
+    if prefix in _FAMILIES:
+        raise ValueError(f"a task family {prefix!r} is already registered.")
+    _FAMILIES[prefix] = builder
+
+
+def families() -> dict[str, str]:
+    """Registered task families (`"<prefix>:<id>"` names) with their one-line descriptions."""
+    return {
+        f"{p}:<id>": ((b.__doc__ or "").strip().splitlines() or [""])[0]
+        for p, b in sorted(_FAMILIES.items())
+    }
+
+
 def available() -> dict[str, str]:
     """Registered task names with their one-line descriptions."""
     return {name: getattr(cls, "description", "") for name, cls in sorted(_REGISTRY.items())}
@@ -139,10 +173,19 @@ def available() -> dict[str, str]:
 def get(name: str, *, size: Size = "cpu", **overrides) -> AbstractTask:
     """Build a task by name at a size (`"cpu"` default, or `"paper"`), with overrides.
 
+    A name `"<family>:<id>"` builds a task of a registered family, e.g.
+    `get("neurogym:PerceptualDecisionMaking-v0")` (see [`neurodyn.tasks.neurogym_task`][]).
+
     **Raises:** `ValueError` naming the accepted tasks or sizes.
     """
+    prefix, colon, ident = str(name).partition(":")
+    if colon and prefix in _FAMILIES:
+        if size not in SIZES:
+            raise ValueError(f"`size` must be one of {SIZES}; got {size!r}.")
+        return _FAMILIES[prefix](ident, size=size, **overrides)
     if name not in _REGISTRY:
-        raise ValueError(f"unknown task {name!r}; accepted: {', '.join(sorted(_REGISTRY))}.")
+        accepted = [*sorted(_REGISTRY), *(f"{p}:<id>" for p in sorted(_FAMILIES))]
+        raise ValueError(f"unknown task {name!r}; accepted: {', '.join(accepted)}.")
     if size not in SIZES:
         raise ValueError(f"`size` must be one of {SIZES}; got {size!r}.")
     cls = _REGISTRY[name]

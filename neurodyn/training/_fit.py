@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -452,7 +451,9 @@ def fit(
         err = FitError(message)
         err.iteration = it
         err.history = _finish_history(
-            build_history(records, evals, wall_points), fingerprint, batch_size
+            build_history(records, evals, wall_points, _metric_units(task, evals)),
+            fingerprint,
+            batch_size,
         )
         err.model, err.opt_state = model, opt_state
         return err
@@ -562,15 +563,26 @@ def fit(
             checkpoint(end)
     except KeyboardInterrupt as err:  # the caller may record what was done
         err.history = _finish_history(
-            build_history(records, evals, wall_points), fingerprint, batch_size
+            build_history(records, evals, wall_points, _metric_units(task, evals)),
+            fingerprint,
+            batch_size,
         )
         raise
     finally:
         bar.close()
-    history = _finish_history(build_history(records, evals, wall_points), fingerprint, batch_size)
+    history = _finish_history(
+        build_history(records, evals, wall_points, _metric_units(task, evals)),
+        fingerprint,
+        batch_size,
+    )
     if stopped:
         history.attrs["stopped"] = stopped
     return FitResult(model, opt_state, history, end, stopped)
+
+
+def _metric_units(task, evals) -> dict[str, str]:
+    """UDUNITS units of the evaluation metrics (`AbstractTask.metric_units`; "1" without)."""
+    return {name: getattr(task, "metric_units", lambda _: "1")(name) for name in evals}
 
 
 def _finish_history(history, fingerprint, batch_size):
@@ -580,7 +592,7 @@ def _finish_history(history, fingerprint, batch_size):
             "optimizer": fingerprint["optimizer"],
             "n_params": fingerprint["n_params"],
             "batch_size": batch_size,
-            "versions": json.dumps(software_versions()),
+            "versions": software_versions(),  # a dict: JSON text in history.nc
         }
     )
     return history
@@ -706,8 +718,9 @@ _DESCRIPTIONS = {
 }
 
 
-def build_history(records, evals, wall_points) -> xr.Dataset:
-    """Assemble the per-iteration records and evaluations into an `xarray.Dataset`."""
+def build_history(records, evals, wall_points, metric_units=None) -> xr.Dataset:
+    """Assemble the per-iteration records and evaluations into an `xarray.Dataset`
+    (`metric_units`: evaluation metric name → UDUNITS units, default `"1"`)."""
     iterations = np.array([r["iteration"] for r in records], dtype=np.int64)
     data = {}
     names = sorted({k for r in records for k in r} - {"iteration"})
@@ -740,7 +753,7 @@ def build_history(records, evals, wall_points) -> xr.Dataset:
         data[f"eval_{name}"] = (
             "iteration",
             arr,
-            {"long_name": f"evaluation: {name}", "units": "1"},
+            {"long_name": f"evaluation: {name}", "units": (metric_units or {}).get(name, "1")},
         )
     history = xr.Dataset(
         data,
