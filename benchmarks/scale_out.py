@@ -71,7 +71,9 @@ def worker(args) -> list[dict]:
             if args.n_devices > 1:
                 mesh = make_mesh(args.n_devices, "batch" if xla else layout)
             reduction = "xla" if xla else "once"
-            step = make_train_step(task, opt, args.batch, trainable, 0, 10.0, mesh, reduction)
+            step = make_train_step(
+                task, opt, args.batch, trainable, 0, 10.0, mesh=mesh, reduction=reduction
+            )
             key = jr.PRNGKey(1)
             tsk = task
             if mesh is not None:
