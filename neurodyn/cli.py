@@ -158,6 +158,29 @@ def _success_line(config: dict, metrics: dict) -> str | None:
 # ------------------------------------------------------------------ commands
 
 
+def use_host_cores(n_devices: int | None = None) -> int | None:
+    """Make every usable CPU core a JAX device (or `n_devices` of them), before JAX starts.
+
+    JAX's CPU backend is one device unless told otherwise; `nd.fit` splits the trials over
+    every device it sees, so this is what lets a laptop use all its cores. Sets the config
+    `jax_num_cpu_devices` (the same as `XLA_FLAGS=--xla_force_host_platform_device_count=N`);
+    does nothing when `XLA_FLAGS` already sets the count or JAX's backend has started.
+    Returns the count set, or None. Only the CPU backend is affected (a GPU stays a GPU).
+    """
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return None
+    if n_devices is None:
+        cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        n_devices = len(cores) if cores else (os.cpu_count() or 1)
+    import jax
+
+    try:
+        jax.config.update("jax_num_cpu_devices", int(n_devices))
+    except RuntimeError:  # the backend has started (e.g. `main` called from Python)
+        return None
+    return int(n_devices)
+
+
 def cmd_fit(args) -> int:
     out = Path(args.out) if args.out else None
     if args.resume and args.force:
@@ -173,7 +196,12 @@ def cmd_fit(args) -> int:
     if replaced is not None:
         print(f"--force: the previous run in {out} was moved to {replaced}")
     summary = run_fit(
-        config, out, resume=args.resume, progress=not args.no_progress, export=not args.no_export
+        config,
+        out,
+        resume=args.resume,
+        progress=not args.no_progress,
+        export=not args.no_export,
+        devices=args.devices,
     )
     print(f"\nrun folder: {out}")
     for name, rel in summary["outputs"].items():
@@ -488,6 +516,14 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, metavar="DIR", help="run folder (default runs/TASK)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        metavar="N",
+        help="split the trials over N devices (default: every device; on a CPU, one device "
+        "per usable core)",
+    )
+    p.add_argument(
         "--no-export",
         action="store_true",
         help="skip trials.nc, psth.nc and figures (see `neurodyn export`)",
@@ -580,6 +616,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     from .training import CheckpointError, FitError
 
+    if args.command == "fit":
+        devices = getattr(args, "devices", None)
+        if devices is not None and devices < 1:
+            print(f"neurodyn: error: --devices must be >= 1; got {devices}.", file=sys.stderr)
+            return EXIT_USAGE
+        use_host_cores(devices)
     try:
         return args.func(args)
     except FitError as err:

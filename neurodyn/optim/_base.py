@@ -14,6 +14,7 @@ the parameters and the state untouched and reports `finite = False`.
 from __future__ import annotations
 
 import abc
+import contextvars
 import numbers
 from typing import Any, ClassVar
 
@@ -21,7 +22,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import PartitionSpec
 
+from ._losses import AbstractLoss
 from ._problem import FeedforwardProblem, RecurrentProblem
 from ._sofo import sofo_scan_terms, sofo_terms
 from ._tangents import count_params, sample_tangents, split_trainable
@@ -131,9 +134,94 @@ def check_n_tangents(n_tangents, params, trainable) -> None:
         )
 
 
+BATCH_SHARDING: contextvars.ContextVar = contextvars.ContextVar(
+    "neurodyn_batch_sharding", default=None
+)
+"""Set by `nd.fit` while it traces a step whose trials are split over a mesh axis `"batch"`
+(and no tangents axis): `(mesh, batch_size)`. See `batch_mean`."""
+
+
+def _batch_specs(problem, batch_size: int):
+    """Partition specs splitting the trials of `problem`'s arrays, or None when `problem` is
+    not known to be a batch mean of independent trials (then XLA partitions it instead)."""
+    if not isinstance(getattr(problem, "loss", None), AbstractLoss):
+        return None  # only the package's losses are known to be batch means
+    arrays = eqx.filter(problem, eqx.is_array)
+    if isinstance(problem, RecurrentProblem):
+        axis = 1 if problem.time_axis == 0 else 0
+        carry = problem.carry0
+        if callable(carry) and not isinstance(carry, eqx.Module):
+            return None  # a closure: its per-trial arrays are out of sight
+        carry_leaves = jax.tree.leaves(eqx.filter(carry, eqx.is_array))
+        if not carry_leaves or any(c.ndim < 1 or c.shape[0] != batch_size for c in carry_leaves):
+            return None
+        x_leaves = jax.tree.leaves(problem.xs)
+        if any(x.ndim <= axis or x.shape[axis] != batch_size for x in x_leaves):
+            return None
+        by_batch = PartitionSpec(*([None] * axis), "batch")
+        return eqx.tree_at(
+            lambda p: (p.xs, p.carry0),
+            jax.tree.map(lambda _: PartitionSpec(), arrays),
+            (
+                jax.tree.map(lambda _: by_batch, arrays.xs),
+                jax.tree.map(lambda _: PartitionSpec("batch"), arrays.carry0),
+            ),
+            is_leaf=lambda x: x is None,
+        )
+    leaves = jax.tree.leaves(arrays)
+    if not leaves or any(a.ndim < 1 or a.shape[0] != batch_size for a in leaves):
+        return None
+    return jax.tree.map(lambda _: PartitionSpec("batch"), arrays)
+
+
+def batch_mean(compute, problem, *args):
+    """`compute(problem, *args)`, a pytree of batch means (loss, Vᵀg, G̃, a gradient), with
+    the trials split over the devices of a fit's `"batch"` mesh axis when there is one.
+
+    Each device computes the means over its own trials (`shard_map`) and one `pmean` per
+    iteration averages them: equal slices make the mean of the slices' means the mean over
+    the batch. Without a batch mesh, or for a problem not known to be a batch mean of
+    independent trials (a loss that is not a `neurodyn.optim.AbstractLoss`, per-trial arrays
+    hidden in a closure), this is `compute(problem, *args)` and XLA partitions it from the
+    layout of the batch (correct too, with a reduction at every time step).
+    """
+    ctx = BATCH_SHARDING.get()
+    specs = None if ctx is None else _batch_specs(problem, ctx[1])
+    if specs is None:
+        return compute(problem, *args)
+    mesh = ctx[0]
+    (p_arrays, a_arrays), static = eqx.partition((problem, args), eqx.is_array)
+
+    def local(p_arrays, a_arrays):
+        prob, rest = eqx.combine((p_arrays, a_arrays), static)
+        return jax.lax.pmean(compute(prob, *rest), "batch")
+
+    arg_specs = jax.tree.map(lambda _: PartitionSpec(), a_arrays)
+    return jax.shard_map(
+        local,
+        mesh=mesh,
+        in_specs=(specs, arg_specs),
+        out_specs=PartitionSpec(),
+        check_vma=False,
+    )(p_arrays, a_arrays)
+
+
 def forward_terms(problem, params, tangents, *, compute_ggn, generic_ggn=False, chunk_size=1):
-    """One forward-mode pass over a problem: (loss, Vᵀg, G̃ or None)."""
+    """One forward-mode pass over a problem: (loss, Vᵀg, G̃ or None).
+
+    In a fit whose trials are split over devices, each device runs its trials and the three
+    sums are averaged once (see `batch_mean`).
+    """
     check_problem(problem)
+    return batch_mean(
+        lambda prob, p, t: _forward_terms(prob, p, t, compute_ggn, generic_ggn, chunk_size),
+        problem,
+        params,
+        tangents,
+    )
+
+
+def _forward_terms(problem, params, tangents, compute_ggn, generic_ggn, chunk_size):
     if isinstance(problem, RecurrentProblem):
         value, vg, ggn, _, _ = sofo_scan_terms(
             problem.step,
@@ -160,8 +248,23 @@ def forward_terms(problem, params, tangents, *, compute_ggn, generic_ggn=False, 
     return value, vg, ggn
 
 
+TANGENT_SHARDING: contextvars.ContextVar = contextvars.ContextVar(
+    "neurodyn_tangent_sharding", default=None
+)
+"""Set by `nd.fit` while it traces a step on a mesh with a tangents axis: the sharding of the
+K axis of the tangents (a layout hint for XLA; values do not depend on it)."""
+
+
 def draw_tangents(key, params, n_tangents, kind, trainable):
-    return sample_tangents(key, params, n_tangents, kind, trainable=trainable)
+    tangents = sample_tangents(key, params, n_tangents, kind, trainable=trainable)
+    sharding = TANGENT_SHARDING.get()
+    if sharding is None:
+        return tangents
+    return jax.tree.map(
+        lambda v: v if v is None else jax.lax.with_sharding_constraint(v, sharding),
+        tangents,
+        is_leaf=lambda x: x is None,
+    )
 
 
 def _is_real_scalar(value) -> bool:

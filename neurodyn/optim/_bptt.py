@@ -13,6 +13,7 @@ from ._base import (
     AbstractOptimizer,
     _is_real_scalar,
     apply_direction,
+    batch_mean,
     check_learning_rate,
     check_optional_fraction,
     check_problem,
@@ -59,13 +60,18 @@ class BPTT(AbstractOptimizer):
         )
 
     def value_and_grad(self, params, problem, trainable=None):
-        """Loss and exact gradient with respect to the trained parameters."""
+        """Loss and exact gradient with respect to the trained parameters.
+
+        In a fit whose trials are split over devices, each device differentiates its trials
+        and the gradients are averaged once (see `neurodyn.optim._base.batch_mean`)."""
         check_problem(problem)
         dynamic, static, _ = split_trainable(params, trainable)
-        value_fn = problem.value
-        if self.remat:
-            value_fn = jax.checkpoint(value_fn)
-        return jax.value_and_grad(lambda d: value_fn(eqx.combine(d, static)))(dynamic)
+
+        def compute(prob, dynamic):
+            value_fn = jax.checkpoint(prob.value) if self.remat else prob.value
+            return jax.value_and_grad(lambda d: value_fn(eqx.combine(d, static)))(dynamic)
+
+        return batch_mean(compute, problem, dynamic)
 
     def step(self, params, state, problem, *, key=None, trainable=None):
         del key

@@ -12,6 +12,7 @@ import optax
 from ._base import (
     AbstractOptimizer,
     apply_direction,
+    batch_mean,
     check_learning_rate,
     check_n_tangents,
     check_optional_fraction,
@@ -212,7 +213,7 @@ class SOFO(AbstractOptimizer):
             lr = _learning_rate_at(self.learning_rate, state.count)
             alpha = sol.alpha
             predicted = lr * jnp.dot(vg, alpha) - 0.5 * lr**2 * jnp.dot(alpha, ggn @ alpha)
-            new_value = problem.value(new_params)
+            new_value = batch_mean(lambda prob, p: prob.value(p), problem, new_params)
             rho = (info["loss"] - new_value) / jnp.maximum(predicted, jnp.finfo(vg.dtype).tiny)
             low, high = self.lm_thresholds
             up, down = self.lm_factors

@@ -97,13 +97,15 @@ def run_fit(
     export: bool = True,
     callbacks=(),
     time_budget: float | None = None,
+    devices=None,
 ) -> dict:
     """Train as configured (a config from [`resolve_config`][neurodyn.runs.resolve_config]),
     writing the run folder `out` (which the caller has checked with `prepare_out`); return
     the run summary that is also written to `run.json`.
 
     A run that fails still writes `history.nc` and `run.json` (status `"failed"`, the
-    reason and the last checkpoint) before the error propagates.
+    reason and the last checkpoint) before the error propagates. `devices` is passed to
+    `nd.fit` (None: every device, as many as the batch divides).
     """
     from .. import fit
     from ..analysis import save
@@ -147,6 +149,7 @@ def run_fit(
             max_retries=int(training.get("max_retries", 5)),
             resume=resume,
             progress=progress,
+            devices=devices,
             callbacks=callbacks,
             time_budget=time_budget,
             config=config,

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from ..optim import AbstractOptimizer
+from ..optim._base import batch_mean
 from ._checkpoint import (
     CheckpointError,
     list_checkpoints,
@@ -24,6 +25,15 @@ from ._checkpoint import (
     remove_stale_temp_files,
     save_checkpoint,
     software_versions,
+)
+from ._sharding import (
+    check_layout,
+    constrain_batch,
+    default_devices,
+    local_copy,
+    make_mesh,
+    replicate,
+    step_sharding,
 )
 
 
@@ -135,6 +145,8 @@ def make_train_step(
     factor: float,
     max_loss_increase: float | None = None,
     max_norm_growth: float | None = None,
+    mesh=None,
+    reduction: str = "once",
 ):
     """The jitted training step: sample, build the problem, step; retry on failure.
 
@@ -145,6 +157,10 @@ def make_train_step(
     the device (`lax.while_loop`): attempt r uses keys folded with r (a fresh batch, noise
     and tangents) and the state `optimizer.retry_state(state, factor**r)` (SOFO: the damping
     × factor**r); `optimizer.accepted_state` decides what is kept once a step is accepted.
+
+    With a `mesh` (see `neurodyn.training._sharding.make_mesh`) the batch and the problem's
+    batch-first arrays are laid out over its `"batch"` axis and the tangents over its
+    `"tangents"` axis; the values are those of the single-device step.
     """
     from ..optim import split_trainable
 
@@ -160,7 +176,11 @@ def make_train_step(
     def attempt(model, opt_state, key, task, tries):
         k_batch, k_noise, k_step = jr.split(jr.fold_in(key, tries), 3)
         batch = task.sample(key=k_batch, batch_size=batch_size)
+        if mesh is not None:
+            batch = constrain_batch(batch, mesh, batch_size)
         problem = task.problem(model, batch, key=k_noise)
+        if mesh is not None:
+            problem = constrain_batch(problem, mesh, batch_size)
         check_outputs_match_targets(model, problem)  # trace time only: no cost per step
         scale = jnp.asarray(factor, jnp.float32) ** tries
         state = optimizer.retry_state(opt_state, scale)
@@ -172,7 +192,7 @@ def make_train_step(
         loss_up = norm_up = jnp.asarray(False)
         if guard_loss:
             loss = info["loss"]
-            after = problem.value(new_model)
+            after = batch_mean(lambda prob, m: prob.value(m), problem, new_model)
             limit = loss + (max_loss_increase - 1.0) * jnp.abs(loss)
             loss_up = ok & ~(after <= limit)
             info["loss_after_step"] = jnp.where(ok, after, jnp.nan)
@@ -193,6 +213,10 @@ def make_train_step(
 
     @eqx.filter_jit
     def train_step(model, opt_state, key, task):
+        with step_sharding(mesh, batch_size, reduction):
+            return _train_step(model, opt_state, key, task)
+
+    def _train_step(model, opt_state, key, task):
         first = attempt(model, opt_state, key, task, jnp.asarray(0))
         # Only the arrays go through the loop: `lax.while_loop` would turn the model's plain
         # Python numbers (an arm's dt, a mass) into arrays, and the next call would recompile.
@@ -259,6 +283,8 @@ def fit(
     max_norm_growth: float | None = 10.0,
     zero_gradient_patience: int | None = 50,
     config: dict | None = None,
+    devices: Any = None,
+    layout: Any = "batch",
 ) -> FitResult:
     """Train `model` on `task` with `optimizer`.
 
@@ -310,12 +336,24 @@ def fit(
       no gradient (the muscle arm's `tanh(relu(z))` for every muscle: z ≤ 0, or z ≳ 8 where
       float32's tanh is exactly 1). `None` never stops.
     - `config`: a JSON-able description of the run, stored in checkpoints.
+    - `devices`: where the steps run: `None` (default: every device JAX sees; in one
+      process, the largest number of them that divides `batch_size`), an int n
+      (the first n devices), a sequence of devices, or a `jax.sharding.Mesh` with axes
+      among `"batch"` and `"tangents"`. On several devices each takes a slice of the
+      trials (and, with `layout`, of SOFO's tangents); the batch, noise and tangents are the
+      single-device ones, so the run equals the single-device run up to float round-off and
+      checkpoints resume on any number of devices. On a CPU, JAX sees one device unless the
+      host device count is set before it starts (the `neurodyn` CLI does it; see the docs
+      page "Scaling out"). Under `jax.distributed` only process 0 writes checkpoints.
+    - `layout`: `"batch"` (default), `"tangents"` (SOFO-like optimizers: K split over the
+      devices) or `(n_batch, n_tangents)`, a 2-D mesh. Ignored when `devices` is a Mesh.
 
     **Returns:** a [`neurodyn.training.FitResult`][].
 
     **Raises:** `TypeError`/`ValueError` naming a bad argument (before any work);
     `FitError` (with the partial history attached); `CheckpointError` for a missing,
-    corrupt or mismatched checkpoint.
+    corrupt or mismatched checkpoint; `ValueError` for a `batch_size` (or K) that does not
+    divide over the devices.
     """
     from tqdm.auto import tqdm
 
@@ -371,6 +409,13 @@ def fit(
         )
     if max_loss_increase == "auto":
         max_loss_increase = AUTO_LOSS_INCREASE if optimizer.cheap_loss_check else None
+    if devices is None:
+        devices = default_devices(batch_size, optimizer, layout)
+    mesh = make_mesh(devices, layout)
+    check_layout(mesh, batch_size, optimizer)
+    if mesh.size == 1:
+        mesh = None  # the single-device path, untouched
+    writer = jax.process_index() == 0  # under jax.distributed only process 0 writes files
     trainable = model.trainable() if hasattr(model, "trainable") else None
     _check_finite_parameters(model)
     opt_state = optimizer.init(model, trainable)
@@ -383,7 +428,7 @@ def fit(
     wall_points: list[tuple[int, float]] = []
     start_iter = 0
     elapsed_before = 0.0
-    if checkpoint_dir is not None:
+    if checkpoint_dir is not None and writer:
         remove_stale_temp_files(checkpoint_dir)
     if resume:
         ckpts = list_checkpoints(checkpoint_dir)
@@ -421,11 +466,16 @@ def fit(
         retry_damping_factor,
         max_loss_increase,
         max_norm_growth,
+        mesh,
     )
     eval_key = jr.fold_in(key, 2**31 - 1)
+    if mesh is not None:
+        model, opt_state, key, task = replicate((model, opt_state, key, task), mesh)
 
     def evaluate(it):
-        metrics = task.evaluate(model, key=jr.fold_in(eval_key, it), n_trials=eval_trials)
+        metrics = task.evaluate(
+            local_copy(model), key=jr.fold_in(eval_key, it), n_trials=eval_trials
+        )
         for name, value in metrics.items():
             evals.setdefault(name, {})[it] = float(value)
         return metrics
@@ -438,10 +488,12 @@ def fit(
         }
 
     def checkpoint(it):
+        if not writer:
+            return
         save_checkpoint(
             checkpoint_dir,
             it,
-            (model, opt_state, base_key_data),
+            (local_copy(model), local_copy(opt_state), base_key_data),
             history=history_dict(),
             config=config,
             keep=keep_checkpoints,
@@ -455,13 +507,13 @@ def fit(
             fingerprint,
             batch_size,
         )
-        err.model, err.opt_state = model, opt_state
+        err.model, err.opt_state = local_copy(model), local_copy(opt_state)
         return err
 
     bar = tqdm(
         total=n_iters,
         initial=start_iter,
-        disable=not progress,
+        disable=not progress or not writer,
         desc=fingerprint["task"],
         dynamic_ncols=True,
     )
@@ -479,7 +531,7 @@ def fit(
             at_ckpt = checkpoint_every is not None and it % checkpoint_every == 0
             first = it == start_iter + 1  # includes compilation: logged on its own
             if len(pending) >= log_every or it == n_iters or at_eval or at_ckpt or first:
-                host = jax.device_get([i for _, i in pending])
+                host = jax.device_get(local_copy([i for _, i in pending]))
                 now = time.perf_counter() - t0
                 wall_points.append((it, now))
                 if first:
@@ -536,7 +588,8 @@ def fit(
                         r["iteration"],
                     )
                 t_cb = time.perf_counter()
-                stop_now = any(cb(it, new_records, model) is True for cb in callbacks)
+                shown = local_copy(model) if callbacks else model
+                stop_now = any(cb(it, new_records, shown) is True for cb in callbacks)
                 t0 += time.perf_counter() - t_cb  # callbacks are not training time
                 if stop_now:
                     stopped = "callback"
@@ -577,7 +630,7 @@ def fit(
     )
     if stopped:
         history.attrs["stopped"] = stopped
-    return FitResult(model, opt_state, history, end, stopped)
+    return FitResult(local_copy(model), local_copy(opt_state), history, end, stopped)
 
 
 def _metric_units(task, evals) -> dict[str, str]:
