@@ -621,7 +621,8 @@ def main(argv: list[str] | None = None) -> int:
         if devices is not None and devices < 1:
             print(f"neurodyn: error: --devices must be >= 1; got {devices}.", file=sys.stderr)
             return EXIT_USAGE
-        use_host_cores(devices)
+        if argv is None:  # the command line (a call from Python keeps its process's devices)
+            use_host_cores(devices)
     try:
         return args.func(args)
     except FitError as err:

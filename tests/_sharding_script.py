@@ -61,8 +61,8 @@ def run(name, devices, layout="batch", n_iters=N_ITERS, **kwargs):
 
     res = nd.fit(
         model, task, opt, n_iters=n_iters, batch_size=16, key=jr.PRNGKey(2), progress=False,
-        eval_every=0, log_every=5, devices=devices, layout=layout, callbacks=[keep_first],
-        max_retries=0, **kwargs,
+        eval_every=None, eval_trials=8, log_every=5, devices=devices, layout=layout,
+        callbacks=[keep_first], max_retries=0, **kwargs,
     )  # fmt: skip
     return res.history["loss"].values, flat(res.model), first["update"]
 

@@ -470,7 +470,11 @@ def fit(
     )
     eval_key = jr.fold_in(key, 2**31 - 1)
     if mesh is not None:
-        model, opt_state, key, task = replicate((model, opt_state, key, task), mesh)
+        # the task's arrays (a data set) on every device for the step; evaluations keep the
+        # task as given, with a single-device copy of the model
+        model, opt_state, key, step_task = replicate((model, opt_state, key, task), mesh)
+    else:
+        step_task = task
 
     def evaluate(it):
         metrics = task.evaluate(
@@ -525,7 +529,7 @@ def fit(
     compiled_at = 0.0
     try:
         for it in range(start_iter + 1, n_iters + 1):
-            model, opt_state, info = train_step(model, opt_state, jr.fold_in(key, it), task)
+            model, opt_state, info = train_step(model, opt_state, jr.fold_in(key, it), step_task)
             pending.append((it, info))
             at_eval = bool(eval_every) and it % eval_every == 0 and it != n_iters
             at_ckpt = checkpoint_every is not None and it % checkpoint_every == 0
