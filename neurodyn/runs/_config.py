@@ -243,7 +243,8 @@ def build_task(name, size: str, options: dict):
     """The task `name` at `size` with `options`, or a `ConfigError` naming a bad option."""
     from .. import tasks
 
-    if not isinstance(name, str) or name not in tasks.available():
+    known = isinstance(name, str) and (name in tasks.available() or tasks._base._family(name))
+    if not known:
         raise ConfigError(f"unknown task {name!r}; accepted: {', '.join(tasks.available())}.")
     if size not in tasks.SIZES:
         raise ConfigError(f"size must be one of {', '.join(tasks.SIZES)}; got {size!r}.")
@@ -255,7 +256,7 @@ def build_task(name, size: str, options: dict):
         )
     try:
         return tasks.get(name, size=size, **options)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, ImportError) as err:  # ImportError: an optional extra
         raise ConfigError(f"task {name!r}: {err}") from None
 
 

@@ -146,23 +146,34 @@ def register(name: str):
     return wrap
 
 
-_FAMILIES: dict[str, Callable[..., AbstractTask]] = {}
+_FAMILIES: dict[str, tuple[Callable[..., AbstractTask], tuple[str, ...]]] = {}
 
 
-def register_family(prefix: str, builder: Callable[..., AbstractTask]) -> None:
+def register_family(
+    prefix: str, builder: Callable[..., AbstractTask], options: tuple[str, ...] = ()
+) -> None:
     """Make `get("<prefix>:<id>", size=..., **overrides)` call
-    `builder(id, size=size, **overrides)` (e.g. `"neurogym:GoNogo-v0"`)."""
+    `builder(id, size=size, **overrides)` (e.g. `"neurogym:GoNogo-v0"`); `options` are the
+    override names it accepts (what [`neurodyn.tasks.options`][] answers)."""
     if prefix in _FAMILIES:
         raise ValueError(f"a task family {prefix!r} is already registered.")
-    _FAMILIES[prefix] = builder
+    _FAMILIES[prefix] = (builder, tuple(options))
 
 
 def families() -> dict[str, str]:
     """Registered task families (`"<prefix>:<id>"` names) with their one-line descriptions."""
     return {
         f"{p}:<id>": ((b.__doc__ or "").strip().splitlines() or [""])[0]
-        for p, b in sorted(_FAMILIES.items())
+        for p, (b, _) in sorted(_FAMILIES.items())
     }
+
+
+def _family(name) -> tuple[Callable[..., AbstractTask], tuple[str, ...], str] | None:
+    """(builder, options, id) when `name` is `"<registered family>:<id>"`, else None."""
+    prefix, colon, ident = str(name).partition(":")
+    if colon and prefix in _FAMILIES:
+        return (*_FAMILIES[prefix], ident)
+    return None
 
 
 def available() -> dict[str, str]:
@@ -178,11 +189,11 @@ def get(name: str, *, size: Size = "cpu", **overrides) -> AbstractTask:
 
     **Raises:** `ValueError` naming the accepted tasks or sizes.
     """
-    prefix, colon, ident = str(name).partition(":")
-    if colon and prefix in _FAMILIES:
+    family = _family(name)
+    if family is not None:
         if size not in SIZES:
             raise ValueError(f"`size` must be one of {SIZES}; got {size!r}.")
-        return _FAMILIES[prefix](ident, size=size, **overrides)
+        return family[0](family[2], size=size, **overrides)
     if name not in _REGISTRY:
         accepted = [*sorted(_REGISTRY), *(f"{p}:<id>" for p in sorted(_FAMILIES))]
         raise ValueError(f"unknown task {name!r}; accepted: {', '.join(accepted)}.")
@@ -199,6 +210,9 @@ def options(name: str) -> tuple[str, ...]:
 
     **Raises:** `ValueError` naming the accepted tasks.
     """
+    family = _family(name)
+    if family is not None:
+        return family[1]
     if name not in _REGISTRY:
         raise ValueError(f"unknown task {name!r}; accepted: {', '.join(sorted(_REGISTRY))}.")
     cls = _REGISTRY[name]

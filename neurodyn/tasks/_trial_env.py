@@ -517,4 +517,20 @@ def neurogym_task(
     return trial_env_task(env, name=f"neurogym:{env_id}", env_factory=factory, size=size, **options)
 
 
-register_family("neurogym", neurogym_task)
+NEUROGYM_OPTIONS: tuple[str, ...] = (
+    "env_kwargs",
+    "n_train",
+    "n_test",
+    "n_steps",
+    "seed",
+    "period_weights",
+    "n_neurons",
+    "excitatory_fraction",
+    "noise_std",
+    "tau_ms",
+    "activation",
+    "online_trials",
+)
+"""The options `nd.tasks.get("neurogym:<id>", ...)` accepts (and `--set task.<name>=`)."""
+
+register_family("neurogym", neurogym_task, NEUROGYM_OPTIONS)
