@@ -327,3 +327,17 @@ def test_mismatched_checkpoint_says_what_differs(task, tmp_path):
             resume=True,
             **{**kwargs, "key": jr.PRNGKey(99)},
         )
+
+
+def test_progress_line_leads_with_the_task_metric_and_its_level():
+    """After an evaluation the progress bar shows the task's success metric against its level
+    first (a reach run shows its endpoint error in cm), then two more metrics."""
+    from neurodyn.training._fit import _progress_metrics
+
+    task = nd.tasks.get("reach")
+    metrics = {"loss": 0.5, "hold_error_cm": 4.0, "endpoint_error_cm": 3.21, "x": 1.0, "y": 2.0}
+    shown = _progress_metrics(task, metrics)
+    assert list(shown) == ["endpoint_error_cm", "loss", "hold_error_cm"]
+    assert shown["endpoint_error_cm"] == "3.21 (<=2)"
+    # a task whose metric is missing from the evaluation still shows three metrics
+    assert list(_progress_metrics(task, {"a": 1, "b": 2, "c": 3, "d": 4})) == ["a", "b", "c"]

@@ -605,9 +605,7 @@ def fit(
             t_pause = time.perf_counter()
             if at_eval:
                 metrics = evaluate(it)
-                bar.set_postfix(
-                    {k: f"{v:.4g}" for k, v in list(metrics.items())[:3]}, refresh=False
-                )
+                bar.set_postfix(_progress_metrics(task, metrics), refresh=False)
             if at_ckpt:
                 checkpoint(it)
             t0 += time.perf_counter() - t_pause  # nor are evaluations and checkpoints
@@ -635,6 +633,22 @@ def fit(
     if stopped:
         history.attrs["stopped"] = stopped
     return FitResult(local_copy(model), local_copy(opt_state), history, end, stopped)
+
+
+def _progress_metrics(task, metrics: dict) -> dict[str, str]:
+    """What the progress bar shows after an evaluation: the task's success metric first, with
+    its level (`endpoint_error_cm=3.21 (<=2)`), then the next metrics, three in all."""
+    shown = {}
+    criterion = task.success_criterion()
+    if criterion is not None and criterion[0] in metrics:
+        name, level, direction = criterion
+        sign = "<=" if direction == "below" else ">="
+        shown[name] = f"{float(metrics[name]):.4g} ({sign}{level:g})"
+    for k, v in metrics.items():
+        if len(shown) >= 3:
+            break
+        shown.setdefault(k, f"{float(v):.4g}")
+    return shown
 
 
 def _metric_units(task, evals) -> dict[str, str]:
