@@ -700,6 +700,10 @@ _FIRST_ORDER_PAPER = {
     "fgd_learning_rate": 1e-4,
     "fos_learning_rate": 0.1,
 }
+EVAL_REPEATS = 16
+"""Noisy repeats of each canonical condition in `ReachTask.evaluate` by default."""
+
+
 REACH_HYPERPARAMETERS = {
     "torque": {
         "cpu": _table(
@@ -1113,12 +1117,17 @@ class ReachTask(AbstractReachTask):
         self, model, *, key=None, n_trials: int | None = None, noise: bool = True
     ) -> dict[str, float]:
         """Metrics (class docstring) on the canonical conditions, each run with independent
-        network (and sensory) noise `n_trials / n_conditions` times (default 4 times).
+        network (and sensory) noise `n_trials / n_conditions` times (default
+        `EVAL_REPEATS` = 16 times: 128 trials at the CPU size; ten 32-trial evaluations of
+        one trained network spread over 0.65 cm, five 128-trial ones over 0.49 cm; see
+        docs/benchmarks.md, "The main job on two cores").
         `noise=False`: each condition once with every noise source off (the controller's
         bias alone; `key` and `n_trials` unused)."""
         if noise and key is None:
             raise ValueError("`key` is required to evaluate with noise (or pass noise=False).")
-        outputs, batch = self.eval_outputs(model, key=key, n_trials=n_trials, noise=noise)
+        outputs, batch = self.eval_outputs(
+            model, key=key, n_trials=n_trials, default_repeats=EVAL_REPEATS, noise=noise
+        )
         return self.metrics_from_outputs(outputs, batch)
 
     def endpoint_scatter_by_phase(
