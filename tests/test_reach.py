@@ -712,3 +712,13 @@ def test_cli_fit_end_to_end(task_name, plant, tmp_path):
     assert summary["timings"]["iterations"] == 2
     assert "endpoint_error_cm" in summary["final_metrics"]
     assert f'plant = "{plant}"' in (out / "config.toml").read_text()
+
+
+def test_evaluate_runs_sixteen_repeats_of_each_condition_by_default(getkey):
+    # 32-trial evaluations of one network spread over 0.65 cm; the default is 16 repeats
+    task = ReachTask(plant="torque")
+    model, key = task.default_model(key=getkey()), getkey()
+    outputs, batch = task.eval_outputs(model, key=key, default_repeats=16)
+    assert batch.batch_size == 16 * task.conditions().batch_size
+    assert task.evaluate(model, key=key) == task.metrics_from_outputs(outputs, batch)
+    assert task.evaluate(model, key=key) != task.evaluate(model, key=key, n_trials=32)
