@@ -36,7 +36,7 @@ import jax.random as jr
 import numpy as np
 
 import neurodyn as nd
-from neurodyn.runs._config import parse_assignment
+from neurodyn.config import parse_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402

@@ -23,18 +23,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .runs import (
+from .config import (
     ConfigError,
     check_config,
-    check_out,
     differences,
-    prepare_out,
     read_toml,
     resolve_config,
-    run_fit,
+    set_path,
     user_settings,
 )
-from .runs._config import set_path
+from .runs import check_out, prepare_out, run_fit
 
 EXIT_USAGE = 2
 
@@ -141,7 +139,7 @@ def _print_metrics(metrics: dict[str, float], stream=None) -> None:
 
 def _success_line(config: dict, metrics: dict) -> str | None:
     """`endpoint_error 1.8 cm: below the success level 2 (reached)`, or None."""
-    from .runs import build_task
+    from .config import build_task
 
     criterion = build_task(
         config["task"], config.get("size", "cpu"), config.get("task_options", {})
@@ -231,10 +229,12 @@ def cmd_tasks(args) -> int:
         sizes = []
         for size in ("cpu", "paper"):
             try:
-                hp = tasks.get(name, size=size).hyperparameters("sofo")
+                task = tasks.get(name, size=size)
+                opt = task.default_optimizer()
+                hp = task.hyperparameters(opt)
+                k = f", K={hp['n_tangents']}" if "n_tangents" in hp else ""
                 sizes.append(
-                    f"{size}: {hp.get('n_iters', '?')} it × B={hp.get('batch_size', '?')}"
-                    f", K={hp.get('n_tangents', '?')}"
+                    f"{size}: {opt} {hp.get('n_iters', '?')} it × B={hp.get('batch_size', '?')}{k}"
                 )
             except Exception as err:  # a task that cannot be built at a size is reported
                 sizes.append(f"{size}: unavailable ({type(err).__name__})")
@@ -428,7 +428,8 @@ def _add_training_flags(p: argparse.ArgumentParser, with_optimizer: bool = True)
             "--optimizer",
             default=None,
             metavar="NAME",
-            help="sofo (default), adam, fgd, first-order-sofo, force",
+            help="sofo, adam, fgd, first-order-sofo, force (default: the task's, "
+            "`neurodyn tasks` lists it — sofo, or adam for the torque reach at size cpu)",
         )
     p.add_argument(
         "--iters",

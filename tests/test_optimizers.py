@@ -342,3 +342,31 @@ def test_adam_equals_optax_adam_over_many_steps(with_schedule):
         np.testing.assert_allclose(params[k], ref[k], rtol=2e-4, atol=1e-6)
     counts = [x for x in jax.tree.leaves(state.opt_state) if jnp.issubdtype(x.dtype, jnp.integer)]
     assert counts and all(int(c) == 8 for c in counts)
+
+
+def test_adam_clip_norm_rescales_the_gradient_before_adam():
+    """`clip_norm=c`: each step is Adam's on the gradient rescaled to global norm ≤ c —
+    checked over two steps against optax.adam fed the exact gradient rescaled by hand (c well
+    below the norms, so the clip acts; Adam's first step alone is blind to a rescaling)."""
+    params = rnn_params(jr.PRNGKey(1))
+    problem = teacher_problem(jr.PRNGKey(2))
+    c = float(optax.tree.norm(jax.grad(problem.value)(params))) / 7.0
+    opt = nd.optim.from_config("adam", learning_rate=1e-2, clip_norm=c)
+    step = eqx.filter_jit(lambda p, s: opt.step(p, s, problem))
+    tx = optax.adam(1e-2)
+    ref, tx_state = params, tx.init(params)
+    state = opt.init(params)
+    for _ in range(2):
+        grads = jax.grad(problem.value)(ref)
+        norm = float(optax.tree.norm(grads))
+        assert norm > c
+        clipped = jax.tree.map(lambda g: g * (c / norm), grads)
+        updates, tx_state = tx.update(clipped, tx_state, ref)
+        ref = optax.apply_updates(ref, updates)
+        params, state, info = step(params, state)
+        assert float(info["grad_norm"]) == pytest.approx(norm, rel=1e-4)  # the raw norm
+    for k in params:
+        np.testing.assert_allclose(params[k], ref[k], rtol=2e-4, atol=1e-7)
+    for bad in (0.0, -1.0, "1"):
+        with pytest.raises(ValueError, match="clip_norm"):
+            nd.optim.adam(1e-3, clip_norm=bad)

@@ -224,7 +224,33 @@ def test_batch_shapes_and_dtypes(cls, size, getkey):
             if not name.endswith("_time"):
                 assert value.dtype == jnp.int32, name
     assert np.all(np.asarray(batch.metadata["condition"]) == -1)
-    assert task.n_substeps == {"cpu": 5, "paper": 1}[size]  # SPEC §3.4b §5: 10 ms = 5 × 2 ms
+    # SPEC §3.4b §5: 10 ms = 5 × 2 ms; the single reach's torque arm steps at 10 ms at size
+    # "cpu" (CPU_TORQUE_TASK), the double reach keeps the substeps.
+    cpu_substeps = 1 if cls is ReachTask else 5
+    assert task.n_substeps == {"cpu": cpu_substeps, "paper": 1}[size]
+
+
+def test_cpu_torque_reach_defaults_and_optimizer():
+    """`neurodyn fit reach` trains the torque arm with Adam on the CPU task settings; the muscle
+    arm, the paper size and the double reach keep SPEC's task and SOFO."""
+    task = ReachTask.from_size("cpu")
+    assert (task.arm_dt, task.angle_margin, task.radius_margin) == (0.01, 18.0, 0.05)
+    assert task.default_optimizer() == "adam"
+    assert task.hyperparameters()["learning_rate"] == 0.2  # SOFO's own table is unchanged
+    assert task.hyperparameters("adam")["batch_size"] == 128
+    # the evaluation stays on SPEC's canonical conditions
+    assert np.allclose(task.training_angle_range, (-54.0, 234.0))
+    assert np.allclose(task.training_radius_range, (0.15, 0.55))
+    assert task.conditions().metadata["radius"].min() == pytest.approx(0.2)
+    for other in (
+        ReachTask.from_size("cpu", plant="muscle"),
+        ReachTask.from_size("paper"),
+        DoubleReachTask.from_size("cpu"),
+    ):
+        assert other.default_optimizer() == "sofo"
+        assert (other.arm_dt, other.angle_margin, other.radius_margin) == (0.002, 0.0, 0.0)
+    # an explicit option wins over the size's default
+    assert ReachTask.from_size("cpu", arm_dt=0.002, angle_margin=0).n_substeps == 5
 
 
 def test_single_reach_timing_inputs_and_loss_windows(getkey):

@@ -13,9 +13,9 @@ import numpy as np
 
 from ..models._base import rollout_problem
 from ..tasks import (
+    AbstractFlipFlopTask,
     Batch,
     DigitsTask,
-    FlipFlopTask,
     KalmanTask,
     LorenzTask,
     OneShotTask,
@@ -320,7 +320,7 @@ class TrialEnvAdapter(TaskAdapter):
         return out
 
 
-register_adapter(FlipFlopTask, FlipFlopAdapter())
+register_adapter(AbstractFlipFlopTask, FlipFlopAdapter())
 register_adapter(TrialEnvTask, TrialEnvAdapter())
 register_adapter(KalmanTask, KalmanAdapter())
 register_adapter(LorenzTask, LorenzAdapter())

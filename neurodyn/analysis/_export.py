@@ -110,7 +110,7 @@ def export_from_run(run_dir, *, n_trials=None) -> dict[str, str]:
 
     **Example:** `export_from_run("runs/reach", n_trials=8)`
     """
-    from ..runs import run_keys
+    from ..config import run_keys
 
     run_dir = Path(run_dir)
     config, task, model, history = trained_run(run_dir)
@@ -123,7 +123,7 @@ def trained_run(run_dir):
 
     **Raises:** `CheckpointError` when the run has no checkpoint.
     """
-    from ..runs import read_toml
+    from ..config import read_toml
     from ._io import load
     from ._run import load_trained
 

@@ -90,7 +90,7 @@ def load_run(path: str | os.PathLike) -> Run:
     task, model = run.model()
     ```
     """
-    from ..runs import read_toml
+    from ..config import read_toml
     from ..training import list_checkpoints
 
     root = Path(path)
@@ -124,7 +124,7 @@ def load_trained(run_dir: str | os.PathLike, checkpoint: int = -1):
     import jax.random as jr
     import numpy as np
 
-    from ..runs import build, read_toml
+    from ..config import build, read_toml
     from ..training import CheckpointError, list_checkpoints, load_checkpoint
 
     run_dir = Path(run_dir)

@@ -32,6 +32,7 @@ from ._sofo import sofo_scan_terms as sofo_scan_terms
 from ._sofo import value_and_sofo_grad as value_and_sofo_grad
 from ._sofo import value_and_sofo_grad_scan as value_and_sofo_grad_scan
 from ._sofo_optimizer import SOFO as SOFO
+from ._sofo_optimizer import AbstractSubspaceGradient as AbstractSubspaceGradient
 from ._sofo_optimizer import FirstOrderSOFO as FirstOrderSOFO
 from ._sofo_optimizer import first_order_sofo as first_order_sofo
 from ._sofo_optimizer import sofo as sofo

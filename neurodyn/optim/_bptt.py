@@ -91,19 +91,37 @@ def bptt(transform=None) -> BPTT:
     return BPTT(transform=optax.adam(1e-3) if transform is None else transform)
 
 
-def adam(learning_rate=1e-3, *, eps=1e-8, b1=0.9, b2=0.999, remat: bool = False) -> BPTT:
+def adam(
+    learning_rate=1e-3,
+    *,
+    eps=1e-8,
+    b1=0.9,
+    b2=0.999,
+    clip_norm: float | None = None,
+    remat: bool = False,
+) -> BPTT:
     """BPTT + Adam (β1 = 0.9, β2 = 0.999, ε = 1e-8 by default; SPEC §2.8).
 
+    `clip_norm`: when given, the gradient is rescaled to at most this global L2 norm before
+    Adam sees it (`optax.clip_by_global_norm`; Pascanu et al. 2013), so that one exploding
+    BPTT gradient neither throws the first moment nor inflates the second for thousands of
+    steps. None (default): no clipping.
+
     **Raises:** `TypeError`/`ValueError` naming a learning rate that is not a positive
-    number or schedule, or `eps`, `b1`, `b2` outside their ranges.
+    number or schedule, or `eps`, `b1`, `b2`, `clip_norm` outside their ranges.
     """
     check_learning_rate(learning_rate)
     if not _is_real_scalar(eps) or not float(eps) >= 0:
         raise ValueError(f"`eps` must be a number >= 0; got {eps!r}.")
     for name, beta in (("b1", b1), ("b2", b2)):
         check_optional_fraction(beta, name)
+    transform = optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)
+    if clip_norm is not None:
+        if not _is_real_scalar(clip_norm) or not float(clip_norm) > 0:
+            raise ValueError(f"`clip_norm` must be a number > 0 or None; got {clip_norm!r}.")
+        transform = optax.chain(optax.clip_by_global_norm(float(clip_norm)), transform)
     return BPTT(
-        transform=optax.adam(learning_rate, b1=b1, b2=b2, eps=eps),
+        transform=transform,
         remat=remat,
         learning_rate=learning_rate if not callable(learning_rate) else None,
     )

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
 
-from ._sofo_optimizer import FirstOrderSOFO
+from ._sofo_optimizer import AbstractSubspaceGradient
 
 
-class FGD(FirstOrderSOFO):
+class FGD(AbstractSubspaceGradient):
     r"""Forward gradient descent: an unbiased gradient estimate from K random directions.
 
     With Gaussian tangents v_k ~ N(0, I_P) (default, Baydin et al.'s form)
@@ -25,9 +25,11 @@ class FGD(FirstOrderSOFO):
         Baydin, Pearlmutter, Syme, Wood & Torr. *Gradients without backpropagation.* 2022.
     """
 
-    learning_rate: float = 1e-3
+    learning_rate: Any = 1e-3
     n_tangents: int = eqx.field(static=True, default=1)
     tangents: str = eqx.field(static=True, default="gaussian")
+    momentum: float | None = None
+    transform: Any = eqx.field(static=True, default=None)
 
     name: ClassVar[str] = "fgd"
 

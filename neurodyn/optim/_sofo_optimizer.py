@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from typing import Any, ClassVar, NamedTuple
 
 import equinox as eqx
@@ -236,22 +237,18 @@ class SubspaceState(NamedTuple):
     count: jax.Array
 
 
-class FirstOrderSOFO(AbstractOptimizer):
-    r"""First-order SOFO: the gradient projected on a random subspace, Δ = V Vᵀg (SPEC §2.8).
+class AbstractSubspaceGradient(AbstractOptimizer):
+    """Base of the first-order tangent methods (first-order SOFO, FGD): one forward pass gives
+    the directional derivatives c = Vᵀg along K random tangents; the step is
+    Δ = V `_scale`(c), applied by optax SGD (or `transform`). Subclasses are final and set
+    the fields and `_scale`."""
 
-    The same forward pass as SOFO without the GGN. With orthonormal tangents (default) Δ is the
-    orthogonal projection of the gradient on span(V). `normalize=True` uses Δ = V c̃ / ‖c̃‖
-    (the sofo-raven demo's variant). Δ goes through optax SGD (or `transform`).
-    """
+    learning_rate: eqx.AbstractVar[Any]
+    n_tangents: eqx.AbstractVar[int]
+    tangents: eqx.AbstractVar[str]
+    momentum: eqx.AbstractVar[float | None]
+    transform: eqx.AbstractVar[Any]
 
-    learning_rate: Any = 0.1
-    n_tangents: int = eqx.field(static=True, default=32)
-    tangents: str = eqx.field(static=True, default="orthonormal")
-    normalize: bool = eqx.field(static=True, default=False)
-    momentum: float | None = None
-    transform: Any = eqx.field(static=True, default=None)
-
-    name: ClassVar[str] = "first-order-sofo"
     uses_tangents: ClassVar[bool] = True
     cheap_loss_check: ClassVar[bool] = True
 
@@ -259,10 +256,12 @@ class FirstOrderSOFO(AbstractOptimizer):
         if self.transform is None:
             check_learning_rate(self.learning_rate)
         check_optional_fraction(self.momentum, "momentum")
-        if self.tangents not in TANGENT_KINDS:
-            raise ValueError(f"`tangents` must be one of {TANGENT_KINDS}; got {self.tangents!r}.")
         if isinstance(self.n_tangents, bool) or not isinstance(self.n_tangents, int):
             raise TypeError(f"`n_tangents` must be an int; got {self.n_tangents!r}.")
+
+    @abc.abstractmethod
+    def _scale(self, vg, n_params):
+        """The tangents' coefficients from the directional derivatives `vg` `[K]`."""
 
     def _transform(self):
         return self.transform or _sgd_chain(self.learning_rate, self.momentum, None)
@@ -271,12 +270,6 @@ class FirstOrderSOFO(AbstractOptimizer):
         if self.transform is not None:
             return None
         return _learning_rate_at(self.learning_rate, state.count)
-
-    def _scale(self, vg, n_params):
-        del n_params
-        if self.normalize:
-            return vg / jnp.maximum(jnp.linalg.norm(vg), jnp.finfo(vg.dtype).tiny)
-        return vg
 
     def init(self, params, trainable=None):
         check_n_tangents(self.n_tangents, params, trainable)
@@ -294,6 +287,34 @@ class FirstOrderSOFO(AbstractOptimizer):
         )
         info = {"loss": value, "vg_norm": jnp.linalg.norm(vg), "finite": ok}
         return new_params, SubspaceState(opt_state, state.count + ok.astype(jnp.int32)), info
+
+
+class FirstOrderSOFO(AbstractSubspaceGradient):
+    r"""First-order SOFO: the gradient projected on a random subspace, Δ = V Vᵀg (SPEC §2.8).
+
+    The same forward pass as SOFO without the GGN. With orthonormal tangents (default) Δ is the
+    orthogonal projection of the gradient on span(V). `normalize=True` uses Δ = V c̃ / ‖c̃‖
+    (the sofo-raven demo's variant). Δ goes through optax SGD (or `transform`).
+    """
+
+    learning_rate: Any = 0.1
+    n_tangents: int = eqx.field(static=True, default=32)
+    tangents: str = eqx.field(static=True, default="orthonormal")
+    normalize: bool = eqx.field(static=True, default=False)
+    momentum: float | None = None
+    transform: Any = eqx.field(static=True, default=None)
+
+    name: ClassVar[str] = "first-order-sofo"
+
+    def __check_init__(self):
+        if self.tangents not in TANGENT_KINDS:
+            raise ValueError(f"`tangents` must be one of {TANGENT_KINDS}; got {self.tangents!r}.")
+
+    def _scale(self, vg, n_params):
+        del n_params
+        if self.normalize:
+            return vg / jnp.maximum(jnp.linalg.norm(vg), jnp.finfo(vg.dtype).tiny)
+        return vg
 
 
 def first_order_sofo(learning_rate=0.1, n_tangents: int = 32, **kwargs) -> FirstOrderSOFO:

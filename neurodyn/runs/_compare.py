@@ -33,7 +33,7 @@ def time_to_target(history, criterion) -> tuple[float, float]:
 def run_compare(configs: dict[str, dict], n_seeds: int, out: Path, *, progress=True) -> dict:
     """Train every configuration with `n_seeds` seeds; write curves and a table into `out`."""
     from ..analysis import load, plot_learning_curves, save_figure
-    from ._config import build
+    from ..config import build
     from ._run import run_fit
 
     histories: dict[str, list] = {}

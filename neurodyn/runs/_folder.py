@@ -14,8 +14,8 @@ import os
 import time
 from pathlib import Path
 
+from ..config import ConfigError
 from ..training import is_temp_file, remove_stale_temp_files
-from ._config import ConfigError
 
 RUN_MARKERS = ("config.toml", "run.json", "compare.json")
 RUN_ENTRIES = frozenset(

@@ -17,8 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._config import build, to_toml
-from ._seeds import run_keys
+from ..config import build, run_keys, to_toml
 
 
 def device_description() -> dict:
@@ -99,7 +98,7 @@ def run_fit(
     time_budget: float | None = None,
     devices=None,
 ) -> dict:
-    """Train as configured (a config from [`resolve_config`][neurodyn.runs.resolve_config]),
+    """Train as configured (a config from [`resolve_config`][neurodyn.config.resolve_config]),
     writing the run folder `out` (which the caller has checked with `prepare_out`); return
     the run summary that is also written to `run.json`.
 
@@ -107,9 +106,8 @@ def run_fit(
     reason and the last checkpoint) before the error propagates. `devices` is passed to
     `nd.fit` (None: every device, as many as the batch divides).
     """
-    from .. import fit
     from ..analysis import save
-    from ..training import FitError, final_metrics
+    from ..training import FitError, final_metrics, fit
 
     out = Path(out)
     task, model, optimizer = build(config)

@@ -20,6 +20,7 @@ from ._closed_loop import delay_steps as delay_steps
 from ._digits import DigitsTask as DigitsTask
 from ._digits import load_mnist as load_mnist
 from ._double_reach import DoubleReachTask as DoubleReachTask
+from ._flipflop import AbstractFlipFlopTask as AbstractFlipFlopTask
 from ._flipflop import FlipFlopTask as FlipFlopTask
 from ._flipflop import sample_flipflop_trials as sample_flipflop_trials
 from ._kalman import KalmanTask as KalmanTask

@@ -83,6 +83,12 @@ class AbstractTask(eqx.Module):
     @abc.abstractmethod
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]: ...
 
+    def default_optimizer(self) -> str:
+        """The optimizer `neurodyn fit` and `nd.fit` use when none is given: `"sofo"`, unless
+        a task measured that another one reaches its success level within the size's budget
+        and SOFO does not (the single reach's torque arm at size `"cpu"`: `"adam"`)."""
+        return "sofo"
+
     def loss_function(self) -> Callable:
         """The per-step loss as the object handed to the optimizer (default: `self.loss`).
 

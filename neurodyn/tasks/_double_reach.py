@@ -11,6 +11,7 @@ import numpy as np
 
 from ._base import Batch, check_positive_int, check_size, register, select_hyperparameters
 from ._reach import (
+    _ADAM_CPU_SPEC_TASK,
     _FIRST_ORDER_PAPER,
     N_DIRECTIONS,
     PERTURBATION_KEY_SALT,
@@ -32,7 +33,10 @@ DOUBLE_REACH_HYPERPARAMETERS = {
     # double-reach loss among SOFO η ∈ {0.1, 0.2} at λ = 1e-4, B = 64 (see
     # benchmarks/results/reach_results.md).
     "torque": {
-        "cpu": REACH_HYPERPARAMETERS["torque"]["cpu"],
+        "cpu": {
+            **REACH_HYPERPARAMETERS["torque"]["cpu"],
+            "adam": _ADAM_CPU_SPEC_TASK,
+        },
         # SPEC §3.6 / §4 [REPO@c5d617e]: B = 256, K = 256, η = 0.05, λ = 1e-5, 5000 iterations;
         # Adam lr 5e-4, ε = 1e-7. FGD / first-order SOFO [PROPOSED].
         "paper": _table(

@@ -119,39 +119,11 @@ def sample_flipflop_trials(
     return {"inputs": swap(x), "targets": swap(y), "onset": swap(onset)}
 
 
-@register("flipflop")
-class FlipFlopTask(AbstractTask):
-    r"""N-bit flip-flop (SPEC §3.3).
-
-    **Trial.** T = 200 steps, `n_bits` = 3 independent channels. On each channel ±1 pulses
-    of 3 steps arrive at random (probability p = 0.02 per step once at least 15 steps have
-    passed since the previous onset: 3 pulse steps, an 11-step refractory period and the step
-    back to "off"; ≈ 3.1 pulses per bit per trial); the output must hold the sign of the most
-    recent pulse (switching one step after its onset) and 0 before the first pulse.
-
-    **Batch.** `inputs` `[B, T, n_bits]`; `targets` `[B, T, n_bits]` in {−1, 0, +1};
-    `weights` `None`; `metadata`: `onset` (bool `[B, T, n_bits]`, pulse onsets: the task's
-    event times), `n_pulses` (int32 `[B, n_bits]`).
-
-    **Loss.** MSE of the outputs against the targets at every step, mean over the batch and
-    the bits, averaged over time (scale 1/T). SPEC §3.3 sums over time; with relative damping
-    the SOFO direction does not depend on the loss's scale, and the mean keeps the logged
-    loss equal to the MSE metric.
-
-    **Metrics.** `mse` (mean over trials, steps and bits); `percent_correct`: the percentage
-    of bit-steps *with a non-zero target* where the output has the target's sign
-    (sign(y) = target; steps before a bit's first pulse are excluded because any output
-    near 0 is right there); `percent_correct_settled`: the same, leaving out the
-    `pulse_duration` = 3 steps s+1..s+3 after each onset s, where the target has already
-    switched while the pulse is still being delivered (with τ = 10 steps the state cannot
-    flip at once): it scores the memory rather than the speed of the transition;
-    `percent_trials_correct`: trials where every scored bit-step of `percent_correct` is
-    correct.
-
-    **Arguments:** `n_bits` (≥ 1, 3 by default; SPEC §3.3), `n_steps` (T = 200),
-    `pulse_prob` (0.02), `pulse_duration` (3), `refractory` (11), `n_neurons` (of the default
-    network: 128, SPEC §3.3; `nd.tasks.get("flipflop")` at the CPU size uses 64), `size`.
-    """
+class AbstractFlipFlopTask(AbstractTask):
+    """The N-bit flip-flop's trials, loss and metrics (see [`neurodyn.tasks.FlipFlopTask`][]);
+    the final subclasses give the network, its size defaults, the hyperparameters and the
+    success level: [`neurodyn.tasks.FlipFlopTask`][] (a trained RNN) and
+    [`neurodyn.tasks.FlipFlopReservoirTask`][] (a fixed reservoir with a trained readout)."""
 
     n_bits: int = eqx.field(static=True, default=3)
     n_steps: int = eqx.field(static=True, default=200)
@@ -160,9 +132,6 @@ class FlipFlopTask(AbstractTask):
     refractory: int = eqx.field(static=True, default=11)
     n_neurons: int = eqx.field(static=True, default=128)
     size: str = eqx.field(static=True, default="cpu")
-
-    name: ClassVar[str] = "flipflop"
-    description: ClassVar[str] = "N-bit flip-flop: hold the sign of the last pulse (SPEC §3.3)."
 
     def __check_init__(self):
         check_positive_int(self.n_bits, "n_bits")
@@ -173,14 +142,6 @@ class FlipFlopTask(AbstractTask):
         check_size(self.size)
         if not 0.0 < float(self.pulse_prob) <= 1.0:
             raise ValueError(f"`pulse_prob` must lie in (0, 1]; got {self.pulse_prob!r}.")
-
-    @classmethod
-    def from_size(cls, size: str = "cpu", **overrides) -> FlipFlopTask:
-        """The same trials at both sizes (SPEC §3.3); the default network has N = 64 units at
-        `"cpu"` ([PROPOSED], 4× cheaper per iteration) and SPEC's N = 128 at `"paper"`."""
-        check_size(size)
-        defaults = {"size": size, "n_neurons": 64 if size == "cpu" else 128}
-        return cls(**{**defaults, **overrides})
 
     def sample(self, *, key, batch_size: int) -> Batch:
         check_positive_int(batch_size, "batch_size")
@@ -228,6 +189,52 @@ class FlipFlopTask(AbstractTask):
             "percent_correct_settled": float(100.0 * correct[settled].mean()),
             "percent_trials_correct": float(100.0 * trial_ok.mean()),
         }
+
+
+@register("flipflop")
+class FlipFlopTask(AbstractFlipFlopTask):
+    r"""N-bit flip-flop (SPEC §3.3).
+
+    **Trial.** T = 200 steps, `n_bits` = 3 independent channels. On each channel ±1 pulses
+    of 3 steps arrive at random (probability p = 0.02 per step once at least 15 steps have
+    passed since the previous onset: 3 pulse steps, an 11-step refractory period and the step
+    back to "off"; ≈ 3.1 pulses per bit per trial); the output must hold the sign of the most
+    recent pulse (switching one step after its onset) and 0 before the first pulse.
+
+    **Batch.** `inputs` `[B, T, n_bits]`; `targets` `[B, T, n_bits]` in {−1, 0, +1};
+    `weights` `None`; `metadata`: `onset` (bool `[B, T, n_bits]`, pulse onsets: the task's
+    event times), `n_pulses` (int32 `[B, n_bits]`).
+
+    **Loss.** MSE of the outputs against the targets at every step, mean over the batch and
+    the bits, averaged over time (scale 1/T). SPEC §3.3 sums over time; with relative damping
+    the SOFO direction does not depend on the loss's scale, and the mean keeps the logged
+    loss equal to the MSE metric.
+
+    **Metrics.** `mse` (mean over trials, steps and bits); `percent_correct`: the percentage
+    of bit-steps *with a non-zero target* where the output has the target's sign
+    (sign(y) = target; steps before a bit's first pulse are excluded because any output
+    near 0 is right there); `percent_correct_settled`: the same, leaving out the
+    `pulse_duration` = 3 steps s+1..s+3 after each onset s, where the target has already
+    switched while the pulse is still being delivered (with τ = 10 steps the state cannot
+    flip at once): it scores the memory rather than the speed of the transition;
+    `percent_trials_correct`: trials where every scored bit-step of `percent_correct` is
+    correct.
+
+    **Arguments:** `n_bits` (≥ 1, 3 by default; SPEC §3.3), `n_steps` (T = 200),
+    `pulse_prob` (0.02), `pulse_duration` (3), `refractory` (11), `n_neurons` (of the default
+    network: 128, SPEC §3.3; `nd.tasks.get("flipflop")` at the CPU size uses 64), `size`.
+    """
+
+    name: ClassVar[str] = "flipflop"
+    description: ClassVar[str] = "N-bit flip-flop: hold the sign of the last pulse (SPEC §3.3)."
+
+    @classmethod
+    def from_size(cls, size: str = "cpu", **overrides) -> FlipFlopTask:
+        """The same trials at both sizes (SPEC §3.3); the default network has N = 64 units at
+        `"cpu"` ([PROPOSED], 4× cheaper per iteration) and SPEC's N = 128 at `"paper"`."""
+        check_size(size)
+        defaults = {"size": size, "n_neurons": 64 if size == "cpu" else 128}
+        return cls(**{**defaults, **overrides})
 
     def default_model(self, *, key):
         """The small trained network of SPEC §3.3 (N = `n_neurons` ReLU units, τ = 10 steps,

@@ -704,6 +704,35 @@ EVAL_REPEATS = 16
 """Noisy repeats of each canonical condition in `ReachTask.evaluate` by default."""
 
 
+CPU_TORQUE_ADAM = {
+    "n_iters": 9000,
+    "batch_size": 128,
+    "learning_rate": 2e-3,
+    "eps": 1e-7,
+    "lr_schedule": "cosine",
+    "lr_decay_start": 0.1,
+    "lr_final": 0.02,
+    "eval_every": 1500,
+}
+"""[PROPOSED] The main job's recipe (`neurodyn fit reach`): Adam on the torque arm at size
+`"cpu"` with `CPU_TORQUE_TASK` — the only recipe measured to end within 2 cm in ≈ 5 minutes
+on 2 cores (docs/benchmarks.md, "The main job on two cores"). Adam is latency-bound there
+(B = 32 to 128 cost the same ≈ 27 ms per iteration), so B = 128 buys a 4× less noisy
+gradient for free; B = 256 costs ≈ 3× more. The learning rate stays at 2e-3 for the first
+40 % of the iterations, then decays (cosine) to 1e-4."""
+
+CPU_TORQUE_TASK = {"arm_dt": 0.01, "angle_margin": 18.0, "radius_margin": 0.05}
+"""[PROPOSED] Task defaults of the single reach on the torque arm at size `"cpu"`
+(`ReachTask.from_size`): one 10 ms arm step per network step (the closed-loop endpoint moves
+≤ 0.07 cm against 5 × 2 ms substeps, and each iteration is ≈ 2× cheaper) and training
+targets drawn 18° and 5 cm beyond the evaluated ranges (see "Edge directions" and "Edge
+radius" in `ReachTask`). The evaluated conditions are SPEC's."""
+
+_ADAM_CPU_SPEC_TASK = {"n_iters": 5000, "batch_size": 32, "learning_rate": 1e-3, "eps": 1e-7}
+"""[PROPOSED] Adam lr 1e-3 on the reach's torque arm with SPEC's task settings (sweep {3e-4,
+1e-3, 3e-3} after the Adam fix of 2026-11-27, seed 0, 90 s on one core;
+benchmarks/time_to_solution.py: 3.93, 3.70 and 11.5 cm). The double reach keeps it."""
+
 REACH_HYPERPARAMETERS = {
     "torque": {
         "cpu": _table(
@@ -721,11 +750,9 @@ REACH_HYPERPARAMETERS = {
                 "n_tangents": 48,
                 "damping": 1e-4,
             },
-            # [PROPOSED] Adam lr 1e-3: sweep {3e-4, 1e-3, 3e-3} after the Adam fix of
-            # 2026-11-27 (seed 0, 90 s on one core; benchmarks/time_to_solution.py): 3.93,
-            # 3.70 and 11.5 cm. (3e-3 was best before the fix, when Adam's late steps were
-            # ≈0.32× the stated rate.)
-            {"n_iters": 5000, "batch_size": 32, "learning_rate": 1e-3, "eps": 1e-7},
+            # The default optimizer at this size (`ReachTask.default_optimizer`): see
+            # CPU_TORQUE_ADAM for how it was chosen.
+            CPU_TORQUE_ADAM,
             _FIRST_ORDER_CPU,
         ),
         # SPEC §3.5 / §4 [REPO@a88e0d4]: B = 256, K = 256, η = 0.1, λ = 1e-5, 5000 iterations;
@@ -848,8 +875,9 @@ class ReachTask(AbstractReachTask):
     each side, while the evaluation stays on `angle_range`. With `angle_margin=18` (half the
     canonical spacing), SOFO on the torque arm (K = 128, 1000–3000 iterations, seed 0) ended
     2.7–3.8 cm from the edge targets instead of 4.4–5.3 cm, and its mean bias over the 8
-    directions was 1.1–1.8 cm instead of 1.9–2.1 cm [PROPOSED, measured; not the default,
-    which keeps SPEC's distribution].
+    directions was 1.1–1.8 cm instead of 1.9–2.1 cm [PROPOSED, measured; the default of the
+    torque arm at size `"cpu"` only, see "Sizes"; the field's own default keeps SPEC's
+    distribution].
 
     **Edge radius.** The CPU evaluation radius, 0.2 m, is the *smallest* training radius
     (r ~ U(0.2, 0.5) m): every canonical target is a shortest reach, and trained networks
@@ -859,16 +887,25 @@ class ReachTask(AbstractReachTask):
     (metres, default 0) widens the training radii on each side, as `angle_margin` does the
     directions; the canonical conditions stay at `eval_radii`. 600 further iterations with
     `radius_margin=0.05` (r ~ U(0.15, 0.55) m) lowered that network's bias from 1.43 to
-    0.5 cm and its mean endpoint error from 2.25 to 1.8 cm [PROPOSED, measured; not the
-    default]. See `benchmarks/results/reach_results.md`.
+    0.5 cm and its mean endpoint error from 2.25 to 1.8 cm [PROPOSED, measured; the default
+    of the torque arm at size `"cpu"` only, see "Sizes"]. See
+    `benchmarks/results/reach_results.md`.
 
     **Sizes.**
 
-    - `"cpu"` (default): the network steps every `network_dt` = 10 ms with 5 held-input arm
-      substeps of `arm_dt` = 2 ms (SPEC §3.4b §5), so T = 200 network steps; evaluation on
-      the 8 canonical directions at r = 0.2 m (`eval_radii`; the lab's 8 centre-out reaches,
-      SPEC §3.4). SOFO: B = 64, K = 48 (K/P ≈ 1 %), η = 0.2, λ = 1e-4, 1500 iterations
-      (torque arm; see `hyperparameters`).
+    - `"cpu"` (default): the network steps every `network_dt` = 10 ms, so T = 200 network
+      steps; evaluation on the 8 canonical directions at r = 0.2 m (`eval_radii`; the lab's
+      8 centre-out reaches, SPEC §3.4). The muscle arm takes 5 held-input substeps of
+      `arm_dt` = 2 ms (SPEC §3.4b §5) and trains with SOFO (B = 64, K = 48, η = 0.1,
+      λ = 1e-3, 1000 iterations). The torque arm — the main job, `neurodyn fit reach` — takes
+      one 10 ms arm step per network step and draws its training targets 18° and 5 cm beyond
+      the evaluated ranges (`CPU_TORQUE_TASK`: `arm_dt=0.01`, `angle_margin=18`,
+      `radius_margin=0.05`), and its default optimizer is Adam (`default_optimizer`;
+      `CPU_TORQUE_ADAM`: B = 128, lr 2e-3 with a cosine decay, 9000 iterations), the only
+      recipe measured within 2 cm in about 5 minutes on 2 cores. Its SOFO settings
+      (B = 64, K = 48, η = 0.2, λ = 1e-4, 1500 iterations) end near 4 cm in that time
+      (docs/benchmarks.md, "The main job on two cores"). Pass `arm_dt=0.002,
+      angle_margin=0, radius_margin=0` for SPEC's task.
     - `"paper"`: network and arm at 2 ms (T = 1000), evaluation on 8 directions × r ∈
       {0.2, 0.3, 0.4} m (REPO `analysis.ml`), SOFO B = K = 256, η = 0.1, λ = 1e-5, 5000
       iterations (SPEC §3.5). Note that 2 of those 24 conditions (72° and 108° at 0.4 m,
@@ -885,21 +922,21 @@ class ReachTask(AbstractReachTask):
     variability; 0 when each condition runs once), each averaged over the conditions
     ([`neurodyn.tasks.endpoint_bias_scatter`][]).
 
-    **Arguments** (all keyword, static): `plant`, `size`, `network_dt`, `arm_dt`
-    (seconds), `duration` (2 s), `idle_range` ((0.1, 0.5) s), `prep_range` ((0.2, 0.8) s),
-    `movement_time` (0.6 s), `hold_weight` (4), `radius_range` ((0.2, 0.5) m),
-    `angle_range` ((−36, 216) degrees), `angle_margin` (0 degrees: training targets are
-    drawn from `angle_range` widened by this much on each side, while the canonical
-    directions stay on `angle_range`, so that the edge directions are no longer at the edge
-    of the training distribution; see "Edge directions" below), `radius_margin` (0 m:
-    training radii drawn from `radius_range` widened by this much on each side, the
-    canonical conditions staying at `eval_radii`; see "Edge radius"), `target_distribution`,
-    `reach_fraction` (0.95), `eval_radii`, `n_neurons` (64), `tau` (0.02 s), `rate_noise`
-    (None: 0.2·√(τ/dt)), `feedback` (joint angles and velocities), `feedback_delay` (s, a
-    multiple of `network_dt`; 0), `sensory_noise` (std in the feedback's units; 0),
-    `proprioceptive_delay_ms`, `visual_delay_ms` (None: `feedback_delay`; whole network
-    steps, else a ValueError; literature values ≈ 50 and 100 ms, see the how-to "Delay the
-    feedback and perturb the arm"), `proprioceptive_noise`, `visual_noise` (None:
+    **Arguments** (all keyword, static): `plant`, `size`, `network_dt`, `arm_dt` (seconds),
+    `duration` (2 s), `idle_range` ((0.1, 0.5) s), `prep_range` ((0.2, 0.8) s), `movement_time`
+    (0.6 s), `hold_weight` (4), `radius_range` ((0.2, 0.5) m), `angle_range` ((−36, 216)
+    degrees), `angle_margin` (0 degrees, 18 for the torque arm at size `"cpu"`: training targets
+    are drawn from `angle_range` widened by this much on each side, while the canonical
+    directions stay on `angle_range`, so that the edge directions are no longer at the edge of
+    the training distribution; see "Edge directions" below), `radius_margin` (0 m, 0.05 for the
+    torque arm at size `"cpu"`: training radii drawn from `radius_range` widened by this much on
+    each side, the canonical conditions staying at `eval_radii`; see "Edge radius"),
+    `target_distribution`, `reach_fraction` (0.95), `eval_radii`, `n_neurons` (64), `tau` (0.02
+    s), `rate_noise` (None: 0.2·√(τ/dt)), `feedback` (joint angles and velocities),
+    `feedback_delay` (s, a multiple of `network_dt`; 0), `sensory_noise` (std in the feedback's
+    units; 0), `proprioceptive_delay_ms`, `visual_delay_ms` (None: `feedback_delay`; whole
+    network steps, else a ValueError; literature values ≈ 50 and 100 ms, see the how-to "Delay
+    the feedback and perturb the arm"), `proprioceptive_noise`, `visual_noise` (None:
     `sensory_noise`), `perturbations` (`()`: any of [`neurodyn.tasks.CurlField`][],
     [`neurodyn.tasks.ForcePulse`][], [`neurodyn.tasks.TargetJump`][],
     [`neurodyn.tasks.CatchTrials`][], drawn per trial and recorded in `metadata`; see
@@ -944,7 +981,15 @@ class ReachTask(AbstractReachTask):
         """`"cpu"`: 10 ms network steps × 5 arm substeps, 8 evaluation targets at 0.2 m;
         `"paper"`: 2 ms steps (SPEC §3.4), 8 × 3 evaluation targets (see the class doc)."""
         check_size(size)
-        return cls(**{**_size_defaults(size), **overrides})
+        defaults = _size_defaults(size)
+        if size == "cpu" and overrides.get("plant", "torque") == "torque":
+            defaults.update(CPU_TORQUE_TASK)
+        return cls(**{**defaults, **overrides})
+
+    def default_optimizer(self) -> str:
+        """`"adam"` for the torque arm at size `"cpu"` (`CPU_TORQUE_ADAM`: the only recipe
+        measured within 2 cm in ≈ 5 minutes on 2 cores), `"sofo"` otherwise."""
+        return "adam" if (self.plant == "torque" and self.size == "cpu") else "sofo"
 
     # ---------------------------------------------------------------- trials
 

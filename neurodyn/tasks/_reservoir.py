@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import equinox as eqx
 
 from ._base import check_size, register, select_hyperparameters
-from ._flipflop import FlipFlopTask
+from ._flipflop import AbstractFlipFlopTask
 
 _HYPERPARAMETERS = {
     "cpu": {
@@ -58,7 +58,7 @@ _HYPERPARAMETERS = {
 
 
 @register("flipflop-reservoir")
-class FlipFlopReservoirTask(FlipFlopTask):
+class FlipFlopReservoirTask(AbstractFlipFlopTask):
     r"""N-bit flip-flop solved by a fixed reservoir with a trained readout (SPEC §2.9).
 
     Trials, loss and metrics are those of [`neurodyn.tasks.FlipFlopTask`][]. The default
@@ -96,5 +96,6 @@ class FlipFlopReservoirTask(FlipFlopTask):
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]:
         return select_hyperparameters(_HYPERPARAMETERS, self.size, optimizer, self.name)
 
-    def success_criterion(self):
+    def success_criterion(self) -> tuple[str, float, str]:
+        """At least 95 % of the bit-steps correct [PROPOSED]."""
         return ("percent_correct", 95.0, "above")

@@ -297,8 +297,9 @@ def fit(
     - `model`: the network (or closed loop), an `eqx.Module`; `model.trainable()` says what
       is trained. Its outputs must match the task's targets (checked once at the start).
     - `task`: a [`neurodyn.tasks.AbstractTask`][].
-    - `optimizer`: any neurodyn optimizer; default SOFO with the task's recommended
-      hyperparameters.
+    - `optimizer`: any neurodyn optimizer; default the task's `default_optimizer()` (SOFO,
+      except the single reach's torque arm at size `"cpu"`: Adam) with the task's
+      recommended hyperparameters for it.
     - `n_iters`, `batch_size`: number of iterations (total, counting resumed ones) and
       trials per batch.
     - `key`: a JAX PRNG key (`jax.random.key(0)` or `jax.random.PRNGKey(0)`).
@@ -402,7 +403,8 @@ def fit(
     if optimizer is None:
         from ..optim import from_config
 
-        optimizer = from_config("sofo", **{**task.hyperparameters("sofo"), "n_iters": n_iters})
+        name = task.default_optimizer()
+        optimizer = from_config(name, **{**task.hyperparameters(name), "n_iters": n_iters})
     if not isinstance(optimizer, AbstractOptimizer):
         raise TypeError(
             f"`optimizer` must be a neurodyn optimizer (nd.optim.*); got {type(optimizer)}."

@@ -9,8 +9,9 @@ Sections a user may write (in a TOML file or with `--set section.key=value`):
 - top level: `task` (name), `size` (`"cpu"` or `"paper"`), `seed` (int >= 0);
 - `[task]` (or `[task_options]` as saved runs write it): the task's options, e.g.
   `n_steps`, `n_neurons`, `plant` — the names the task class accepts;
-- `[optimizer]`: `name` (or `optimizer = "adam"` at the top level) and the optimizer's
-  hyperparameters, e.g. `learning_rate`, `n_tangents`, `damping`;
+- `[optimizer]`: `name` (or `optimizer = "adam"` at the top level; default the task's
+  `default_optimizer()`) and the optimizer's hyperparameters, e.g. `learning_rate`,
+  `n_tangents`, `damping`;
 - `[training]`: the loop's settings (`TRAINING_SCHEMA`).
 
 There is no `[model]` section: the network is the task's default model, sized by task
@@ -63,6 +64,8 @@ def parse_value(text: str) -> Any:
 
 
 def parse_assignment(item: str) -> tuple[list[str], Any]:
+    """A `--set key=value` string as (the key's dotted path split into parts, the parsed
+    value). **Raises:** `ConfigError` without `=` or with an empty key."""
     if "=" not in item:
         raise ConfigError(
             f"--set expects key=value (e.g. optimizer.learning_rate=0.3); got {item!r}."
@@ -75,6 +78,8 @@ def parse_assignment(item: str) -> tuple[list[str], Any]:
 
 
 def set_path(config: dict, path: list[str], value: Any) -> None:
+    """Set `config[path[0]][path[1]]... = value` in place, creating the tables on the way.
+    **Raises:** `ConfigError` when a part of the path is not a table."""
     node = config
     for part in path[:-1]:
         nxt = node.setdefault(part, {})
@@ -314,7 +319,9 @@ def resolve_config(
     size = user.get("size", "cpu")
     seed = _check_seed(user.get("seed", 0))
     optimizer = dict(user.get("optimizer", {}))
-    opt_name = optimizer.get("name", "sofo")
+    task_options = dict(user.get("task_options", {}))
+    task = build_task(name, size, task_options)
+    opt_name = optimizer.get("name", task.default_optimizer())
     if opt_name not in optimizer_names():
         raise ConfigError(
             f"unknown optimizer {opt_name!r}; accepted: {', '.join(optimizer_names())}."
@@ -324,8 +331,6 @@ def resolve_config(
         raise ConfigError(
             f"optimizer.{misplaced[0]} belongs in [training] (training.{misplaced[0]})."
         )
-    task_options = dict(user.get("task_options", {}))
-    task = build_task(name, size, task_options)
     try:
         hp = dict(task.hyperparameters(opt_name))
     except (KeyError, ValueError) as err:
