@@ -4,7 +4,10 @@ stable: a few iterations of `nd.fit` with the default network and no retries nev
 The `slow` tests check that the defaults reach each task's success level on 3 of 3 seeds
 (benchmarks/sofo_sweep.py measures the same); a fast test guards the main job's recipe."""
 
+import json
 import math
+import subprocess
+import sys
 
 import jax.random as jr
 import numpy as np
@@ -70,8 +73,8 @@ def test_reach_default_settings_are_stable(name):
 
 
 def test_main_job_recipe_learns_the_reach_in_300_iterations():
-    """The main job's recipe (Adam, B = 128, cosine-decayed lr, 10 ms arm steps, margins),
-    compressed to 300 iterations, brings the endpoint from ≈ 20 cm to ≈ 2.8 cm (seed 0,
+    """The main job's recipe (Adam, B = 128, clipped, cosine-decayed lr, 10 ms arm steps),
+    compressed to 300 iterations, brings the endpoint from ≈ 20 cm to ≈ 2.5 cm (seed 0,
     measured); a recipe or task default that stops learning fails here in ~30 s."""
     task = nd.tasks.get("reach")
     assert task.default_optimizer() == "adam"
@@ -85,22 +88,15 @@ def test_main_job_recipe_learns_the_reach_in_300_iterations():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_main_job_default_reaches_two_cm(seed):
-    """`neurodyn fit reach` as shipped (9000 Adam iterations, ≈ 4 min on 2 cores) ends
-    within 2 cm of the targets on each of seeds 0, 1, 2."""
-    task, _, result = _fit("reach", None, {}, seed=seed)
-    value = result.final_metrics["endpoint_error_cm"]
-    assert math.isfinite(value) and value <= 2.0, (seed, value)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", list(FAST))
-def test_task_default_reaches_its_success_level_on_three_seeds(name):
-    """The CLI default (`neurodyn fit TASK`, no flags) on seeds 0, 1, 2 (minutes per task)."""
-    for seed in range(3):
-        task, hp, result = _fit(name, None, {}, seed=seed)
-        metric, threshold, direction = task.success_criterion()
-        value = result.final_metrics[metric]
-        ok = value >= threshold if direction == "above" else value <= threshold
-        assert math.isfinite(value) and ok, (name, seed, metric, value)
-        assert int(result.history["retries"].sum()) == 0, (name, seed)
+def test_main_job_default_reaches_two_cm(seed, tmp_path):
+    """`neurodyn fit reach --seed S` exactly as a user runs it (a fresh process, so the CLI's
+    one device per core applies; 8000 Adam iterations, ≈ 4 min on 2 cores) ends within 2 cm of
+    the targets on each of seeds 0, 1, 2, on the run's own final evaluation."""
+    out = tmp_path / "reach"
+    cmd = [sys.executable, "-m", "neurodyn", "fit", "reach", "--seed", str(seed)]
+    cmd += ["--out", str(out), "--no-progress", "--no-export"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((out / "run.json").read_text())["final_metrics"]
+    value = metrics["endpoint_error_cm"]
+    assert math.isfinite(value) and value <= 2.0, (seed, metrics)

@@ -705,21 +705,24 @@ EVAL_REPEATS = 16
 
 
 CPU_TORQUE_ADAM = {
-    "n_iters": 9000,
+    "n_iters": 8000,
     "batch_size": 128,
     "learning_rate": 2e-3,
     "eps": 1e-7,
+    "clip_norm": 5.0,
     "lr_schedule": "cosine",
     "lr_decay_start": 0.1,
     "lr_final": 0.02,
     "eval_every": 1500,
 }
 """[PROPOSED] The main job's recipe (`neurodyn fit reach`): Adam on the torque arm at size
-`"cpu"` with `CPU_TORQUE_TASK` — the only recipe measured to end within 2 cm in ≈ 5 minutes
-on 2 cores (docs/benchmarks.md, "The main job on two cores"). Adam is latency-bound there
-(B = 32 to 128 cost the same ≈ 27 ms per iteration), so B = 128 buys a 4× less noisy
-gradient for free; B = 256 costs ≈ 3× more. The learning rate stays at 2e-3 for the first
-40 % of the iterations, then decays (cosine) to 1e-4."""
+`"cpu"` with `CPU_TORQUE_TASK`, the only recipe measured to end within 2 cm in under 5
+minutes on 2 cores (docs/benchmarks.md, "The main job on two cores"). Adam is latency-bound
+there (B = 32 to 128 cost about the same per iteration), so B = 128 buys a 4× less noisy
+gradient nearly free; B = 256 costs ≈ 3× more. The learning rate decays (cosine) from 2e-3
+after the first 10 % of the iterations to 4e-5. The gradient is clipped to norm 5 before
+Adam: without it, BPTT gradients 100–500× their median (measured) threw one seed in three
+to 4.6 cm; with it the same seeds end at 1.6–1.8 cm."""
 
 CPU_TORQUE_TASK = {"arm_dt": 0.01, "angle_margin": 18.0, "radius_margin": 0.05}
 """[PROPOSED] Task defaults of the single reach on the torque arm at size `"cpu"`
@@ -893,19 +896,18 @@ class ReachTask(AbstractReachTask):
 
     **Sizes.**
 
-    - `"cpu"` (default): the network steps every `network_dt` = 10 ms, so T = 200 network
-      steps; evaluation on the 8 canonical directions at r = 0.2 m (`eval_radii`; the lab's
-      8 centre-out reaches, SPEC §3.4). The muscle arm takes 5 held-input substeps of
-      `arm_dt` = 2 ms (SPEC §3.4b §5) and trains with SOFO (B = 64, K = 48, η = 0.1,
-      λ = 1e-3, 1000 iterations). The torque arm — the main job, `neurodyn fit reach` — takes
-      one 10 ms arm step per network step and draws its training targets 18° and 5 cm beyond
-      the evaluated ranges (`CPU_TORQUE_TASK`: `arm_dt=0.01`, `angle_margin=18`,
-      `radius_margin=0.05`), and its default optimizer is Adam (`default_optimizer`;
-      `CPU_TORQUE_ADAM`: B = 128, lr 2e-3 with a cosine decay, 9000 iterations), the only
-      recipe measured within 2 cm in about 5 minutes on 2 cores. Its SOFO settings
-      (B = 64, K = 48, η = 0.2, λ = 1e-4, 1500 iterations) end near 4 cm in that time
-      (docs/benchmarks.md, "The main job on two cores"). Pass `arm_dt=0.002,
-      angle_margin=0, radius_margin=0` for SPEC's task.
+    - `"cpu"` (default): the network steps every `network_dt` = 10 ms, so T = 200 network steps;
+      evaluation on the 8 canonical directions at r = 0.2 m (`eval_radii`; the lab's 8
+      centre-out reaches, SPEC §3.4). The muscle arm takes 5 held-input substeps of `arm_dt` = 2
+      ms (SPEC §3.4b §5) and trains with SOFO (B = 64, K = 48, η = 0.1, λ = 1e-3, 1000
+      iterations). The torque arm — the main job, `neurodyn fit reach` — takes one 10 ms arm
+      step per network step and draws its training targets 18° and 5 cm beyond the evaluated
+      ranges (`CPU_TORQUE_TASK`: `arm_dt=0.01`, `angle_margin=18`, `radius_margin=0.05`), and
+      its default optimizer is Adam (`default_optimizer`; `CPU_TORQUE_ADAM`: B = 128, lr 2e-3
+      with a cosine decay, gradients clipped to norm 5, 8000 iterations), the only recipe
+      measured within 2 cm in under 5 minutes on 2 cores. Its SOFO settings (B = 64, K = 48, η =
+      0.2, λ = 1e-4, 1500 iterations) end near 4 cm in that time (docs/benchmarks.md, "The main
+      job on two cores"). Pass `arm_dt=0.002, angle_margin=0, radius_margin=0` for SPEC's task.
     - `"paper"`: network and arm at 2 ms (T = 1000), evaluation on 8 directions × r ∈
       {0.2, 0.3, 0.4} m (REPO `analysis.ml`), SOFO B = K = 256, η = 0.1, λ = 1e-5, 5000
       iterations (SPEC §3.5). Note that 2 of those 24 conditions (72° and 108° at 0.4 m,
