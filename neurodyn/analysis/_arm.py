@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from ..tasks import AbstractReachTask, DoubleReachTask, ReachTask
 from ._simulate import TaskAdapter, event_coord, loss_weight, rates_variable, register_adapter, var
 
 JOINTS = ("shoulder", "elbow")
@@ -293,22 +294,12 @@ def _metadata_coords(batch, dt: float) -> dict:
 
 
 def _register():
-    from ..tasks._reach import AbstractReachTask, ReachTask
-
     register_adapter(ReachTask, ArmAdapter("go_cue", default_repeats=4))
-    try:
-        from ..tasks._double_reach import DoubleReachTask
-
-        register_adapter(DoubleReachTask, ArmAdapter("go_cue1", default_repeats=2))
-    except ImportError:  # pragma: no cover
-        pass
+    register_adapter(DoubleReachTask, ArmAdapter("go_cue1", default_repeats=2))
     register_adapter(AbstractReachTask, ArmAdapter("go_cue", default_repeats=4))
 
 
 ARM_ADAPTER = ArmAdapter()
 """The adapter for any other task whose model is a closed loop (no event metadata assumed)."""
 
-try:
-    _register()
-except ImportError:  # pragma: no cover - a build without the reaching tasks
-    pass
+_register()

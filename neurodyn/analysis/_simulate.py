@@ -28,7 +28,7 @@ import jax.random as jr
 import numpy as np
 import xarray as xr
 
-from ..optim._problem import scan_steps
+from ..optim import scan_steps
 from ..tasks import AbstractTask, Batch
 from ._io import CONVENTIONS
 

@@ -35,6 +35,7 @@ from ._perturbations import ForcePulse as ForcePulse
 from ._perturbations import TargetJump as TargetJump
 from ._reach import PLANTS as PLANTS
 from ._reach import TARGET_DISTRIBUTIONS as TARGET_DISTRIBUTIONS
+from ._reach import AbstractReachTask as AbstractReachTask
 from ._reach import ReachTask as ReachTask
 from ._reach import endpoint_bias_scatter as endpoint_bias_scatter
 from ._reach import reach_metrics as reach_metrics

@@ -29,7 +29,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..models._base import rollout_problem
+from ..models import rollout_problem
 
 Size = Literal["cpu", "paper"]
 SIZES: tuple[str, ...] = ("cpu", "paper")

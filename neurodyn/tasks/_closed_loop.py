@@ -22,7 +22,7 @@ import jax.random as jr
 import numpy as np
 
 from .._custom_types import Array, Float, PRNGKeyArray
-from ..models._base import AbstractRecurrentModel
+from ..models import AbstractRecurrentModel
 from ..plants import AbstractPlant, MuscleArm, excitation_from_output
 
 FEEDBACK_CHANNELS: dict[str, int] = {

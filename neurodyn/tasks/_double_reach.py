@@ -11,63 +11,17 @@ import numpy as np
 
 from ._base import Batch, check_positive_int, check_size, register, select_hyperparameters
 from ._reach import (
-    _ADAM_CPU_SPEC_TASK,
-    _FIRST_ORDER_PAPER,
     N_DIRECTIONS,
     PERTURBATION_KEY_SALT,
-    REACH_HYPERPARAMETERS,
-    WITHIN_CM,
     AbstractReachTask,
-    _mean,
     _size_defaults,
-    _table,
     as_pair,
     check_nonnegative,
     check_range,
-    reach_metrics,
     steps_of,
 )
-
-DOUBLE_REACH_HYPERPARAMETERS = {
-    # CPU size [PROPOSED]: the single reach's settings (tuned there), which also gave the lowest
-    # double-reach loss among SOFO η ∈ {0.1, 0.2} at λ = 1e-4, B = 64 (see
-    # benchmarks/results/reach_results.md).
-    "torque": {
-        "cpu": {
-            **REACH_HYPERPARAMETERS["torque"]["cpu"],
-            "adam": _ADAM_CPU_SPEC_TASK,
-        },
-        # SPEC §3.6 / §4 [REPO@c5d617e]: B = 256, K = 256, η = 0.05, λ = 1e-5, 5000 iterations;
-        # Adam lr 5e-4, ε = 1e-7. FGD / first-order SOFO [PROPOSED].
-        "paper": _table(
-            {
-                "n_iters": 5000,
-                "batch_size": 256,
-                "learning_rate": 0.05,
-                "n_tangents": 256,
-                "damping": 1e-5,
-            },
-            {"n_iters": 5000, "batch_size": 256, "learning_rate": 5e-4, "eps": 1e-7},
-            _FIRST_ORDER_PAPER,
-        ),
-    },
-    "muscle": {
-        "cpu": REACH_HYPERPARAMETERS["muscle"]["cpu"],
-        # SPEC §3.6 values with the muscle arm's λ = 1e-3 [PROPOSED].
-        "paper": _table(
-            {
-                "n_iters": 5000,
-                "batch_size": 256,
-                "learning_rate": 0.05,
-                "n_tangents": 256,
-                "damping": 1e-3,
-            },
-            {"n_iters": 5000, "batch_size": 256, "learning_rate": 5e-4, "eps": 1e-7},
-            _FIRST_ORDER_PAPER,
-        ),
-    },
-}
-"""Hyperparameters of the double reach: `[plant][size][optimizer]`."""
+from ._reach_metrics import WITHIN_CM, _mean, reach_metrics
+from ._reach_recipes import DOUBLE_REACH_HYPERPARAMETERS
 
 
 @register("double-reach")

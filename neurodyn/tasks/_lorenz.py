@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from ..models._base import rollout_problem
+from ..models import rollout_problem
 from ..optim import mse
 from ._base import (
     AbstractTask,

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..models._base import rollout_problem
+from ..models import rollout_problem
 
 
 def _no_loss(y, x):

@@ -19,8 +19,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from ..models import motor_rnn
-from ..models._base import batch_noise
+from ..models import batch_noise, motor_rnn
 from ..optim import mse
 from ..plants import MuscleArm, TwoJointArm
 from ._base import (
@@ -41,6 +40,16 @@ from ._closed_loop import (
 )
 from ._metrics import rollout_outputs
 from ._perturbations import _applied, _uniform, as_perturbations
+from ._reach_metrics import (
+    WITHIN_CM,
+    _mean,
+    endpoint_bias_scatter,
+    reach_metrics,
+)
+from ._reach_recipes import (
+    CPU_TORQUE_TASK,
+    REACH_HYPERPARAMETERS,
+)
 
 PLANTS: tuple[str, ...] = ("muscle", "torque")
 """Plants the reaching tasks accept: `"muscle"` (six-muscle `MuscleArm`, SPEC §3.4b) or
@@ -55,10 +64,6 @@ N_DIRECTIONS = 8  # SPEC §3.4 "Evaluation": linspace(−36°, 216°, 8)
 # lie beyond 0.57 m (Monte Carlo, 10⁶ draws), so all 16 fail with probability ≈ 4e-12; then
 # the first candidate's radius is shrunk onto the reachable disc instead.
 _N_CANDIDATES = 16
-# [PROPOSED] Reaction time: the first output after the go cue where the hand speed reaches
-# this fraction of the reach's peak speed (a common kinematic onset criterion).
-ONSET_SPEED_FRACTION = 0.1
-WITHIN_CM = 2.0  # the issue's success level: endpoint within 2 cm
 # The perturbation draws' key: fold_in(key, salt) in `sample` (so that the targets and timings
 # are those of the same key without perturbations), PRNGKey(salt) in `conditions`.
 PERTURBATION_KEY_SALT = 23
@@ -127,97 +132,6 @@ def steps_of(seconds: float, dt: float, name: str) -> int:
             f"`{name}` = {seconds} s is not a whole number of network steps of {dt} s."
         )
     return int(n)
-
-
-# --------------------------------------------------------------------------------------------
-# Metrics on hand trajectories (numpy; shared by both tasks and tested on known trajectories).
-
-
-def reach_metrics(position, velocity, target, *, go_cue, hold_start, end, dt) -> dict:
-    r"""Per-trial kinematic metrics of one reach.
-
-    Output index t is the hand state after network step t, i.e. at time (t + 1)·dt from the
-    start of the trial; the go cue is presented from step `go_cue` on (time `go_cue`·dt).
-
-    **Arguments:**
-
-    - `position`, `velocity`: hand positions (m) and velocities (m/s), `[B, T, 2]`.
-    - `target`: the reach target `[B, 2]` (m).
-    - `go_cue`: go-cue step `[B]`; `hold_start`, `end`: first and last step (inclusive) of
-      the reach's scored hold window `[B]` (e.g. `go + m + 1` and `T − 1`).
-    - `dt`: seconds per step.
-
-    **Returns:** a dict of `[B]` float64 arrays:
-
-    - `endpoint_error_cm`: |hand − target| at step `end` (cm);
-    - `hold_error_cm`: mean |hand − target| over the hold window (cm);
-    - `endpoint_speed_cm_s`: hand speed at step `end` (cm/s);
-    - `peak_speed_cm_s`: the largest hand speed from the go cue to `end` (cm/s);
-    - `reaction_time_ms`: time from the go cue to the first output at or after it whose
-      speed reaches `ONSET_SPEED_FRACTION` (10 %) of that peak (ms; NaN when the peak is 0).
-    """
-    position = np.asarray(position, np.float64)
-    velocity = np.asarray(velocity, np.float64)
-    target = np.asarray(target, np.float64)
-    go_cue, hold_start, end = (np.asarray(a, np.int64) for a in (go_cue, hold_start, end))
-    n_trials, n_steps = position.shape[:2]
-    rows = np.arange(n_trials)
-    t = np.arange(n_steps)[None, :]
-    distance = np.linalg.norm(position - target[:, None, :], axis=-1)
-    speed = np.linalg.norm(velocity, axis=-1)
-    in_hold = (t >= hold_start[:, None]) & (t <= end[:, None])
-    in_reach = (t >= go_cue[:, None]) & (t <= end[:, None])
-    peak = np.where(in_reach, speed, -np.inf).max(axis=1)
-    onset_ok = in_reach & (speed >= ONSET_SPEED_FRACTION * peak[:, None]) & (peak[:, None] > 0)
-    first = np.where(onset_ok.any(axis=1), np.argmax(onset_ok, axis=1), -1)
-    reaction = np.where(first >= 0, (first + 1 - go_cue) * dt * 1e3, np.nan)
-    with np.errstate(invalid="ignore"):
-        hold = np.where(in_hold, distance, 0.0).sum(1) / np.maximum(in_hold.sum(1), 1)
-    return {
-        "endpoint_error_cm": 100.0 * distance[rows, end],
-        "hold_error_cm": 100.0 * hold,
-        "endpoint_speed_cm_s": 100.0 * speed[rows, end],
-        "peak_speed_cm_s": 100.0 * np.maximum(peak, 0.0),
-        "reaction_time_ms": reaction,
-    }
-
-
-def endpoint_bias_scatter(endpoint, target, condition) -> tuple[np.ndarray, np.ndarray]:
-    r"""Split endpoint errors into bias and scatter, per condition.
-
-    For each condition c with n_c repeats i: the mean endpoint m_c = mean_i endpoint_i,
-    bias_c = |m_c − target_c| and scatter_c = √(Σ_i |endpoint_i − m_c|² / (n_c − 1)) (the
-    root mean square distance from the condition's mean endpoint, with Bessel's correction
-    so that it does not shrink with few repeats: the noise-driven variability). A condition
-    run once shows no spread: its scatter is reported as 0. Both in cm; `endpoint`,
-    `target`: `[B, 2]` (m), `condition`: `[B]` integer labels (a negative label, as on
-    training trials, marks a trial of its own condition). Returns `(bias [C], scatter [C])`
-    over the sorted distinct labels.
-
-    Example: four repeats ending 1 cm left, right, above and below their target have bias 0
-    and scatter √(4/3) cm; the endpoint error is 1 cm for each.
-    """
-    endpoint = np.asarray(endpoint, np.float64)
-    target = np.asarray(target, np.float64)
-    condition = np.asarray(condition, np.int64)
-    condition = np.where(condition < 0, -1 - np.arange(condition.size), condition)
-    labels = np.unique(condition)
-    bias, scatter = np.empty(labels.size), np.empty(labels.size)
-    for j, c in enumerate(labels):
-        pts = endpoint[condition == c]
-        mean = pts.mean(axis=0)
-        bias[j] = 100.0 * np.linalg.norm(mean - target[condition == c][0])
-        n = pts.shape[0]
-        sq = np.sum((pts - mean) ** 2)
-        scatter[j] = 100.0 * np.sqrt(sq / (n - 1)) if n > 1 else 0.0
-    return bias, scatter
-
-
-def _mean(values) -> float:
-    values = np.asarray(values, np.float64)
-    if values.size == 0 or np.all(np.isnan(values)):
-        return float("nan")
-    return float(np.nanmean(values))
 
 
 # --------------------------------------------------------------------------------------------
@@ -664,149 +578,8 @@ def _rollout_noiseless(model, inputs):
     return _rollout_with_noise(model, inputs, None)
 
 
-# --------------------------------------------------------------------------------------------
-# Hyperparameters.
-
-
-def _table(sofo: dict, adam: dict, first_order: dict) -> dict:
-    """One size's table: SOFO, Adam, and FGD / first-order SOFO sharing `first_order`."""
-    fgd = {**first_order, "learning_rate": first_order["fgd_learning_rate"]}
-    fos = {**first_order, "learning_rate": first_order["fos_learning_rate"]}
-    for d in (fgd, fos):
-        d.pop("fgd_learning_rate")
-        d.pop("fos_learning_rate")
-    return {"sofo": sofo, "adam": adam, "fgd": fgd, "first-order-sofo": fos}
-
-
-# [PROPOSED] CPU size, tuned here on the single reach (torque arm: SOFO η ∈ {0.1, 0.2, 0.3, 1},
-# λ ∈ {1e-5, 1e-4, 1e-3}, B ∈ {32, 64, 128}, K ∈ {32, 48}; Adam lr ∈ {3e-3, 1e-2}; see
-# benchmarks/results/reach_results.md). B = 64 halves the loss reached per iteration relative
-# to B = 32 for 1.3× the time; η = 0.3 and above diverge at λ ≤ 1e-4. The torque arm runs
-# 1500 SOFO iterations (~0.17 s each on a quiet core; see the comment in the table). The muscle
-# arm keeps λ = 1e-3 and runs 1000 iterations (~3× slower per iteration). Its early "explosive
-# closed loop" was the limp start that `MUSCLE_READOUT_INIT_SCALE` fixes, so smaller λ is
-# untested since. FGD and first-order SOFO are untuned [PROPOSED].
-_FIRST_ORDER_CPU = {
-    "n_iters": 3000,
-    "batch_size": 32,
-    "n_tangents": 48,
-    "fgd_learning_rate": 1e-4,
-    "fos_learning_rate": 0.1,
-}
-_FIRST_ORDER_PAPER = {
-    "n_iters": 5000,
-    "batch_size": 256,
-    "n_tangents": 256,
-    "fgd_learning_rate": 1e-4,
-    "fos_learning_rate": 0.1,
-}
 EVAL_REPEATS = 16
 """Noisy repeats of each canonical condition in `ReachTask.evaluate` by default."""
-
-
-CPU_TORQUE_ADAM = {
-    "n_iters": 8000,
-    "batch_size": 128,
-    "learning_rate": 2e-3,
-    "eps": 1e-7,
-    "clip_norm": 5.0,
-    "lr_schedule": "cosine",
-    "lr_decay_start": 0.1,
-    "lr_final": 0.02,
-    "eval_every": 1500,
-}
-"""[PROPOSED] The main job's recipe (`neurodyn fit reach`): Adam on the torque arm at size
-`"cpu"` with `CPU_TORQUE_TASK`, the only recipe measured to end within 2 cm in under 5
-minutes on 2 cores (docs/benchmarks.md, "The main job on two cores"). Adam is latency-bound
-there (B = 32 to 128 cost about the same per iteration), so B = 128 buys a 4× less noisy
-gradient nearly free; B = 256 costs ≈ 3× more. The learning rate decays (cosine) from 2e-3
-after the first 10 % of the iterations to 4e-5. The gradient is clipped to norm 5 before
-Adam: without it, BPTT gradients 100–500× their median (measured) threw one seed in three
-to 4.6 cm; with it the same seeds end at 1.6–1.8 cm."""
-
-CPU_TORQUE_TASK = {"arm_dt": 0.01, "angle_margin": 18.0, "radius_margin": 0.05}
-"""[PROPOSED] Task defaults of the single reach on the torque arm at size `"cpu"`
-(`ReachTask.from_size`): one 10 ms arm step per network step (the closed-loop endpoint moves
-≤ 0.07 cm against 5 × 2 ms substeps, and each iteration is ≈ 2× cheaper) and training
-targets drawn 18° and 5 cm beyond the evaluated ranges (see "Edge directions" and "Edge
-radius" in `ReachTask`). The evaluated conditions are SPEC's."""
-
-_ADAM_CPU_SPEC_TASK = {"n_iters": 5000, "batch_size": 32, "learning_rate": 1e-3, "eps": 1e-7}
-"""[PROPOSED] Adam lr 1e-3 on the reach's torque arm with SPEC's task settings (sweep {3e-4,
-1e-3, 3e-3} after the Adam fix of 2026-11-27, seed 0, 90 s on one core;
-benchmarks/time_to_solution.py: 3.93, 3.70 and 11.5 cm). The double reach keeps it."""
-
-REACH_HYPERPARAMETERS = {
-    "torque": {
-        "cpu": _table(
-            {
-                # [PROPOSED] 1500, not 600: at 600 the mean endpoint error was 4.7 cm (3.4 cm
-                # noiseless) and the loss was still falling (0.070 → 0.027 by 1500). At 1500:
-                # 3.9 cm, 2.4 cm noiseless. The 2 cm goal is NOT met with SPEC's rate noise,
-                # which adds ~1.5 cm (see the notes in benchmarks/results/reach_results.md).
-                # ~0.17 s/iteration on a quiet core: ~4 min. K = 128 gives lower errors
-                # (3.13 cm after 1000 iterations, 2.93 cm after 2000: less noise-driven
-                # scatter) at ~2.4× the cost per iteration; see reach_results.md.
-                "n_iters": 1500,
-                "batch_size": 64,
-                "learning_rate": 0.2,
-                "n_tangents": 48,
-                "damping": 1e-4,
-            },
-            # The default optimizer at this size (`ReachTask.default_optimizer`): see
-            # CPU_TORQUE_ADAM for how it was chosen.
-            CPU_TORQUE_ADAM,
-            _FIRST_ORDER_CPU,
-        ),
-        # SPEC §3.5 / §4 [REPO@a88e0d4]: B = 256, K = 256, η = 0.1, λ = 1e-5, 5000 iterations;
-        # Adam lr 1e-3, ε = 1e-7.
-        "paper": _table(
-            {
-                "n_iters": 5000,
-                "batch_size": 256,
-                "learning_rate": 0.1,
-                "n_tangents": 256,
-                "damping": 1e-5,
-            },
-            {"n_iters": 5000, "batch_size": 256, "learning_rate": 1e-3, "eps": 1e-7},
-            _FIRST_ORDER_PAPER,
-        ),
-    },
-    "muscle": {
-        "cpu": _table(
-            {
-                # [PROPOSED] 1000 (was 600): seed 0, one core, ~0.43 s/iteration, mean endpoint
-                # error (noisy / noiseless) 6.0 / 11.0 cm at 250, 5.7 / 9.5 at 500, 4.8 / 8.2
-                # at 1000, 4.9 / 6.6 at 1500; loss 0.35 → 0.32 → 0.31. 1000 keeps a
-                # `neurodyn fit reach --plant muscle` run near 5 minutes on 2 cores.
-                "n_iters": 1000,
-                "batch_size": 64,
-                "learning_rate": 0.1,
-                "n_tangents": 48,
-                "damping": 1e-3,
-            },
-            # [PROPOSED] Adam lr 3e-3 on the muscle arm: seed 0, 3000 iterations from the 100×
-            # read-out, after the Adam fix of 2026-11-27: mean endpoint error 11.2 cm at 3e-4,
-            # 9.6 cm at 1e-3, 7.6 cm at 3e-3. (Before the fix, with Adam's bias correction
-            # frozen at step 1, 1e-3 was best, 4.5 cm, and at 3e-3 the arm never moved.)
-            {"n_iters": 5000, "batch_size": 32, "learning_rate": 3e-3, "eps": 1e-7},
-            _FIRST_ORDER_CPU,
-        ),
-        # The paper has no muscle arm: SPEC §3.5 values with λ = 1e-3 (see above) [PROPOSED].
-        "paper": _table(
-            {
-                "n_iters": 5000,
-                "batch_size": 256,
-                "learning_rate": 0.1,
-                "n_tangents": 256,
-                "damping": 1e-3,
-            },
-            {"n_iters": 5000, "batch_size": 256, "learning_rate": 1e-3, "eps": 1e-7},
-            _FIRST_ORDER_PAPER,
-        ),
-    },
-}
-"""Hyperparameters of the single reach: `[plant][size][optimizer]`."""
 
 
 # --------------------------------------------------------------------------------------------
