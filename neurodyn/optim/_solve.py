@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
 DampingMode = Literal["relative", "absolute", "none"]
 DAMPING_MODES: tuple[str, ...] = ("relative", "absolute", "none")
@@ -17,13 +17,13 @@ DAMPING_MODES: tuple[str, ...] = ("relative", "absolute", "none")
 class SubspaceSolution(NamedTuple):
     """Result of [`neurodyn.optim.damped_solve`][]."""
 
-    alpha: jax.Array
+    alpha: Float[Array, " k"]
     """Subspace coordinates α = U (S + γI)⁻¹ Uᵀ c̃, shape (K,)."""
-    eigenvalues: jax.Array
+    eigenvalues: Float[Array, " k"]
     """Eigenvalues of the symmetrised subspace GGN, clipped at 0, ascending, shape (K,)."""
-    gamma: jax.Array
+    gamma: Float[Array, ""]
     """The damping actually added, γ."""
-    predicted_decrease: jax.Array
+    predicted_decrease: Float[Array, ""]
     """c̃ᵀα − ½ αᵀG̃α: the decrease of the undamped quadratic model for the step −Vα."""
 
 
@@ -43,7 +43,12 @@ def check_damping(damping, damping_mode: str) -> None:
             raise ValueError(f"`damping` must be a finite number >= 0; got {damping!r}.")
 
 
-def damped_solve(ggn, vg, damping, damping_mode: DampingMode = "relative") -> SubspaceSolution:
+def damped_solve(
+    ggn: Float[Array, "k k"],
+    vg: Float[Array, " k"],
+    damping: float | Float[Array, ""],
+    damping_mode: DampingMode = "relative",
+) -> SubspaceSolution:
     r"""Solve (G̃ + γI) α = c̃ by eigendecomposition.
 
     G̃ is symmetrised and its negative eigenvalues (round-off) are clipped to 0. The damping is

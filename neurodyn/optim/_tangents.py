@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
 
 TangentKind = Literal["gaussian", "normalized", "orthonormal"]
 TANGENT_KINDS: tuple[str, ...] = ("gaussian", "normalized", "orthonormal")
@@ -87,7 +88,7 @@ def count_params(params: Any, trainable: Any = None) -> int:
 
 
 def sample_tangents(
-    key,
+    key: PRNGKeyArray,
     params: Any,
     n_tangents: int,
     kind: TangentKind = "normalized",
@@ -161,7 +162,7 @@ def sample_tangents(
     return tangents
 
 
-def tangent_gram_diag(tangents: Any):
+def tangent_gram_diag(tangents: Any) -> Float[Array, " k"]:
     """Squared global norm of each of the K tangents: diag(VᵀV)."""
     leaves = jax.tree.leaves(tangents)
     return sum(jnp.sum(jnp.reshape(v, (v.shape[0], -1)) ** 2, axis=1) for v in leaves)
@@ -188,32 +189,32 @@ def split_trainable(params: Any, trainable: Any = None):
     return dynamic, static, masks
 
 
-def tangent_gram(tangents: Any):
+def tangent_gram(tangents: Any) -> Float[Array, "k k"]:
     """The K×K Gram matrix VᵀV of a tangent pytree."""
     leaves = jax.tree.leaves(tangents)
     flat = [jnp.reshape(v, (v.shape[0], -1)) for v in leaves]
     return sum(f @ f.T for f in flat)
 
 
-def scale_tangents(tangents: Any, scale):
+def scale_tangents(tangents: Any, scale: Float[Array, " k"]) -> Any:
     """Multiply tangent k by `scale[k]`."""
     return jax.tree.map(
         lambda v: v * jnp.reshape(scale, (-1,) + (1,) * (v.ndim - 1)).astype(v.dtype), tangents
     )
 
 
-def combine_tangents(tangents: Any, alpha):
+def combine_tangents(tangents: Any, alpha: Float[Array, " k"]) -> Any:
     """The parameter-space vector V α = Σ_k α_k v_k, with the structure of the parameters."""
     return jax.tree.map(lambda v: jnp.tensordot(alpha.astype(v.dtype), v, axes=1), tangents)
 
 
-def project(tangents: Any, vector: Any):
+def project(tangents: Any, vector: Any) -> Float[Array, " k"]:
     """Vᵀ x: the K inner products of each tangent with a parameter-space vector `x`."""
     pairs = zip(jax.tree.leaves(tangents), jax.tree.leaves(vector))
     return sum(jnp.reshape(v, (v.shape[0], -1)) @ jnp.ravel(x) for v, x in pairs)
 
 
-def orthonormalize(tangents: Any):
+def orthonormalize(tangents: Any) -> Any:
     """Whiten tangents by their Gram matrix so that VᵀV = I (SPEC §2.3 c)."""
     gram = tangent_gram(tangents)
     s, u = jnp.linalg.eigh((gram + gram.T) / 2)
