@@ -6,6 +6,7 @@ The `slow` tests check that the defaults reach each task's success level on 3 of
 
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -93,11 +94,16 @@ def test_main_job_default_reaches_two_cm(seed, tmp_path):
     one device per core applies; 8000 Adam iterations, ≈ 4 min on 2 cores) ends within 2 cm of
     the targets on each of seeds 0, 1, 2, on the run's own final evaluation."""
     out = tmp_path / "reach"
-    # what the `neurodyn` console script runs (`neurodyn.cli:main`), in a fresh interpreter
-    args = ["fit", "reach", "--seed", str(seed), "--out", str(out), "--no-progress", "--no-export"]
-    cmd = [sys.executable, "-c", f"from neurodyn.cli import main; raise SystemExit(main({args!r}))"]
+    # what the `neurodyn` console script runs: `neurodyn.cli:main()` reading sys.argv, in a
+    # fresh interpreter (main(argv) called from Python keeps its process's single device)
+    argv = ["neurodyn", "fit", "reach", "--seed", str(seed), "--out", str(out)]
+    argv += ["--no-progress", "--no-export"]
+    script = f"import sys; sys.argv = {argv!r}; from neurodyn.cli import main; sys.exit(main())"
+    cmd = [sys.executable, "-c", script]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    metrics = json.loads((out / "run.json").read_text())["final_metrics"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["device"]["n_devices"] > 1 or len(os.sched_getaffinity(0)) == 1, run["device"]
+    metrics = run["final_metrics"]
     value = metrics["endpoint_error_cm"]
     assert math.isfinite(value) and value <= 2.0, (seed, metrics)
