@@ -114,8 +114,9 @@ REACH_HYPERPARAMETERS = {
             {
                 # [PROPOSED] 1000 (was 600): seed 0, one core, ~0.43 s/iteration, mean endpoint
                 # error (noisy / noiseless) 6.0 / 11.0 cm at 250, 5.7 / 9.5 at 500, 4.8 / 8.2
-                # at 1000, 4.9 / 6.6 at 1500; loss 0.35 → 0.32 → 0.31. 1000 keeps a
-                # `neurodyn fit reach --plant muscle` run near 5 minutes on 2 cores.
+                # at 1000, 4.9 / 6.6 at 1500; loss 0.35 → 0.32 → 0.31. On 2 cores (2026-12-04,
+                # idle AMD EPYC) a `neurodyn fit reach --plant muscle` run took 7.5–9.7 minutes
+                # and ended at 4.5 / 11.1 / 9.6 cm on seeds 0 / 1 / 2: over the 5-minute budget.
                 "n_iters": 1000,
                 "batch_size": 64,
                 "learning_rate": 0.1,
