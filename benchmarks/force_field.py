@@ -40,7 +40,7 @@ import numpy as np
 import neurodyn as nd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, make_step  # noqa: E402
+from _common import machine  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results"
 PHASES = ("baseline", "field, before adaptation", "field, adapted", "washout")
@@ -64,21 +64,33 @@ def perpendicular_deviation(position, start, target, first, last) -> np.ndarray:
 
 
 def train(task, model, n_iters, *, key, overrides=None, log=print):
-    """`n_iters` SOFO iterations at the task's CPU hyperparameters (updated with
-    `overrides`); returns the model, the loss curve and the seconds spent (the first,
+    """`n_iters` SOFO iterations through `nd.fit` at the task's CPU hyperparameters (updated
+    with `overrides`); returns the model, the loss curve and the seconds spent (the first,
     compiling, step included)."""
     hp = {**task.hyperparameters("sofo"), **(overrides or {})}
     opt = nd.optim.from_config("sofo", **{k: v for k, v in hp.items() if k not in TRAINING_KEYS})
-    trainable = model.trainable()
-    state = opt.init(model, trainable)
-    step = make_step(task, opt, hp["batch_size"], trainable)
-    losses, t0 = [], time.perf_counter()
-    for it in range(n_iters):
-        model, state, info = step(model, state, jr.fold_in(key, it))
-        losses.append(float(info["loss"]))
-        if (it + 1) % max(n_iters // 5, 1) == 0:
-            log(f"    it {it + 1:5d}  loss {np.mean(losses[-20:]):.4g}")
-    return model, losses, time.perf_counter() - t0
+    every = max(n_iters // 5, 1)
+    marks = {"next": every}
+
+    def report(iteration, records, m):  # a line at about every fifth of the run
+        if iteration >= marks["next"] or iteration == n_iters:
+            log(f"    it {iteration:5d}  loss {records[-1]['loss']:.4g}")
+            marks["next"] += every
+
+    t0 = time.perf_counter()
+    result = nd.fit(
+        model,
+        task,
+        opt,
+        n_iters=n_iters,
+        batch_size=hp["batch_size"],
+        key=key,
+        eval_every=0,
+        progress=False,
+        callbacks=[report],
+    )
+    losses = [float(v) for v in result.history["loss"].values]
+    return result.model, losses, time.perf_counter() - t0
 
 
 def evaluate(task, model) -> dict:

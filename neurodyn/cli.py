@@ -319,8 +319,7 @@ def cmd_models(args) -> int:
 def cmd_optimizers(args) -> int:
     import dataclasses
 
-    from .optim import from_config, optimizer_names
-    from .optim._registry import _BUILDERS
+    from .optim import from_config, optimizer_builder, optimizer_names
 
     task = None
     if args.task is not None:
@@ -329,7 +328,7 @@ def cmd_optimizers(args) -> int:
         task = tasks.get(args.task, size=args.size or "cpu")
     rows = []
     for name, desc in optimizer_names().items():
-        builder = _BUILDERS[name][0]
+        builder = optimizer_builder(name)
         defaults = _signature_defaults(builder)
         built = from_config(name)  # the built optimizer's own fields complete the defaults
         if dataclasses.is_dataclass(built):

@@ -139,3 +139,35 @@ def test_sofo_sweep_scoring_prefers_stable_runs():
     assert min([blown, stable], key=lambda r: sweep._score(r, "above")) is stable
     low = {"final": 0.1, "blew_up": False}
     assert min([stable, low], key=lambda r: sweep._score(r, "below")) is low
+
+
+def test_horizon_sweep_worker_keeps_every_argument_but_its_horizons_and_jobs():
+    hs = _load("horizon_sweep")
+    argv = ["--jobs", "2", "--budget", "25", "--horizons", "100", "500", "--seeds", "3"]
+    assert hs.worker_argv(argv) == ["--budget", "25", "--seeds", "3"]
+    assert hs.worker_argv(["--horizons=100", "--quick", "--jobs=2"]) == ["--quick"]
+
+
+@pytest.mark.slow
+def test_horizon_sweep_quick_tunes_every_method_by_one_protocol(tmp_path):
+    """`benchmarks/horizon_sweep.py --quick`: each method's grid (2 settings each) is swept
+    on seed 0 at an equal budget, checkpointed BPTT takes Adam's best setting, and every run
+    is scored against the oracle (0) and random-parameter (1) filters on the same trials."""
+    hs = _load("horizon_sweep")
+    out = tmp_path / "hs"
+    assert hs.main(["--quick", "--out", str(out)]) == 0
+    saved = json.loads(out.with_suffix(".json").read_text())
+    runs = saved["runs"]
+    sweeps = {m: [r for r in runs if r["method"] == m and r["stage"] == "sweep"] for m in hs.GRIDS}
+    assert all(len(v) == 2 for v in sweeps.values()), sweeps
+    best_adam = min(sweeps["adam"], key=lambda r: r["normalised_mse"])["setting"]
+    (remat,) = [r for r in runs if r["method"] == "adam-remat"]
+    assert remat["setting"] == best_adam
+    oracle = {r["oracle_mse"] for r in runs}
+    assert len(oracle) == 1  # the same test trials for every method
+    for r in runs:
+        assert r["iterations"] > 0 and r["step_bytes"] > 0
+        assert 0 < r["normalised_mse"] < 1.5, r
+    assert {s["method"] for s in saved["summary"]} == set(hs.METHODS)
+    assert out.with_suffix(".png").stat().st_size > 0
+    assert "| 30 | sofo |" in out.with_suffix(".md").read_text()

@@ -104,15 +104,8 @@ def test_imports_point_down(path):
     assert _violations(path) == []
 
 
-# Names another package still takes from a private module (to become public there; #24).
-# The list may shrink, never grow.
-PRIVATE_IMPORTS_LEFT = {
-    ("training", "neurodyn.optim._base"),
-    ("runs", "neurodyn.training._checkpoint"),
-    ("analysis", "neurodyn.training._checkpoint"),
-    ("analysis", "neurodyn.tasks._kalman_filter"),
-    ("cli", "neurodyn.optim._registry"),
-}
+# Names another package takes from a private module: none (#24); a new one fails.
+PRIVATE_IMPORTS_LEFT: set[tuple[str, str]] = set()
 
 
 def test_no_new_private_imports_across_packages():

@@ -69,7 +69,7 @@ class KalmanAdapter(TaskAdapter):
     default_n_trials = 32
 
     def extras(self, task, model, batch, *, key):
-        from ..tasks._kalman_filter import oracle_filter
+        from ..tasks import oracle_filter
 
         md = batch.metadata
         oracle = jax.vmap(lambda *a: oracle_filter(*a, sigma=task.sigma))(

@@ -91,7 +91,7 @@ def software_versions() -> dict[str, str]:
     import h5netcdf
     import matplotlib
 
-    from ..training._checkpoint import software_versions as base
+    from ..training import software_versions as base
 
     return {
         **base(),

@@ -1,6 +1,8 @@
 """Optimizers: SOFO and its primitives, first-order SOFO, FGD, BPTT (+ any optax transform)."""
 
 from ._base import AbstractOptimizer as AbstractOptimizer
+from ._base import batch_mean as batch_mean
+from ._base import step_sharding as step_sharding
 from ._bptt import BPTT as BPTT
 from ._bptt import adam as adam
 from ._bptt import bptt as bptt
@@ -26,6 +28,7 @@ from ._registry import LR_SCHEDULES as LR_SCHEDULES
 from ._registry import TRAINING_KEYS as TRAINING_KEYS
 from ._registry import from_config as from_config
 from ._registry import learning_rate_schedule as learning_rate_schedule
+from ._registry import optimizer_builder as optimizer_builder
 from ._registry import optimizer_names as optimizer_names
 from ._registry import register_optimizer as register_optimizer
 from ._sofo import sofo_scan_terms as sofo_scan_terms

@@ -14,6 +14,7 @@ the parameters and the state untouched and reports `finite = False`.
 from __future__ import annotations
 
 import abc
+import contextlib
 import contextvars
 import numbers
 from typing import Any, ClassVar
@@ -22,7 +23,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ._losses import AbstractLoss
 from ._problem import FeedforwardProblem, RecurrentProblem
@@ -253,6 +254,32 @@ TANGENT_SHARDING: contextvars.ContextVar = contextvars.ContextVar(
 )
 """Set by `nd.fit` while it traces a step on a mesh with a tangents axis: the sharding of the
 K axis of the tangents (a layout hint for XLA; values do not depend on it)."""
+
+
+@contextlib.contextmanager
+def step_sharding(mesh: Mesh | None, batch_size: int, reduction: str = "once"):
+    """Context manager: while a step is traced inside it on `mesh` (a `jax.sharding.Mesh`
+    with axes `"batch"` and `"tangents"`), SOFO-like optimizers lay the tangents they draw
+    out over the `"tangents"` axis, and on a mesh with only a batch axis the optimizers'
+    batch means ([`neurodyn.optim.batch_mean`][]) run per device with one reduction per
+    iteration. `reduction="xla"` leaves the partitioning to XLA instead (it reduces at every
+    time step; kept for the scale-out benchmark). `mesh=None`: no effect. `nd.fit` enters
+    it around its step; an optimizer written outside the package gets the same behaviour by
+    computing its batch means with `batch_mean`."""
+    if mesh is None:
+        yield
+        return
+    tokens = []
+    if mesh.shape["tangents"] > 1:
+        sharding = NamedSharding(mesh, PartitionSpec("tangents"))
+        tokens.append((TANGENT_SHARDING, TANGENT_SHARDING.set(sharding)))
+    elif reduction == "once":
+        tokens.append((BATCH_SHARDING, BATCH_SHARDING.set((mesh, batch_size))))
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
 
 
 def draw_tangents(key, params, n_tangents, kind, trainable):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, NamedTuple
 
 import equinox as eqx
@@ -31,14 +32,18 @@ class BPTT(AbstractOptimizer):
     """Backpropagation through time (reverse mode over the whole horizon) + an optax transform.
 
     The Adam baseline is `bptt(optax.adam(1e-3))`. Memory grows linearly with the horizon T
-    (every step's activations are kept for the backward pass); `remat=True` trades compute
-    for memory by checkpointing each step.
+    (every step's activations are kept for the backward pass). `remat` trades compute for
+    memory with gradient checkpointing over chunks of the scan (the memory-lean BPTT):
+    `True` uses chunks of ⌈√T⌉ steps, an int c chunks of c steps; the loss keeps only the
+    carry at the chunk boundaries and one chunk's activations at a time, about one extra
+    forward pass per iteration (see `RecurrentProblem.value`). Gradients are unchanged.
 
-    **Arguments:** `transform` (an `optax.GradientTransformation`), `remat`.
+    **Arguments:** `transform` (an `optax.GradientTransformation`), `remat` (`False`,
+    `True` or an int ≥ 1).
     """
 
     transform: Any = eqx.field(static=True, default=None)
-    remat: bool = eqx.field(static=True, default=False)
+    remat: bool | int = eqx.field(static=True, default=False)
     learning_rate: float | None = eqx.field(static=True, default=None)  # for reports only
 
     name: ClassVar[str] = "bptt"
@@ -49,6 +54,7 @@ class BPTT(AbstractOptimizer):
                 "`transform` must be an optax.GradientTransformation, e.g. optax.adam(1e-3); "
                 f"got {type(self.transform).__name__}."
             )
+        check_remat(self.remat)
 
     def learning_rate_at(self, state):
         del state
@@ -68,8 +74,12 @@ class BPTT(AbstractOptimizer):
         dynamic, static, _ = split_trainable(params, trainable)
 
         def compute(prob, dynamic):
-            value_fn = jax.checkpoint(prob.value) if self.remat else prob.value
-            return jax.value_and_grad(lambda d: value_fn(eqx.combine(d, static)))(dynamic)
+            every = remat_chunk(self.remat, getattr(prob, "n_steps", 1))
+
+            def value(d):
+                return prob.value(eqx.combine(d, static), checkpoint_every=every)
+
+            return jax.value_and_grad(value)(dynamic)
 
         return batch_mean(compute, problem, dynamic)
 
@@ -86,6 +96,25 @@ class BPTT(AbstractOptimizer):
         return new_params, BPTTState(opt_state, state.count + ok.astype(jnp.int32)), info
 
 
+def check_remat(remat) -> None:
+    """`remat` is `False`, `True` or an int ≥ 1 (a chunk length in steps)."""
+    if isinstance(remat, bool):
+        return
+    if not isinstance(remat, int) or remat < 1:
+        raise ValueError(
+            f"`remat` must be False, True or an int >= 1 (steps per chunk); got {remat!r}."
+        )
+
+
+def remat_chunk(remat, n_steps: int) -> int | None:
+    """The checkpointed chunk length for `remat` at horizon `n_steps` (`None`: no chunks)."""
+    if remat is False:
+        return None
+    if remat is True:
+        return max(1, math.ceil(math.sqrt(n_steps)))
+    return int(remat)
+
+
 def bptt(transform=None) -> BPTT:
     """Build a [`neurodyn.optim.BPTT`][] optimizer; `bptt()` is Adam with lr 1e-3."""
     return BPTT(transform=optax.adam(1e-3) if transform is None else transform)
@@ -98,14 +127,15 @@ def adam(
     b1=0.9,
     b2=0.999,
     clip_norm: float | None = None,
-    remat: bool = False,
+    remat: bool | int = False,
 ) -> BPTT:
     """BPTT + Adam (β1 = 0.9, β2 = 0.999, ε = 1e-8 by default; SPEC §2.8).
 
     `clip_norm`: when given, the gradient is rescaled to at most this global L2 norm before
     Adam sees it (`optax.clip_by_global_norm`; Pascanu et al. 2013), so that one exploding
     BPTT gradient neither throws the first moment nor inflates the second for thousands of
-    steps. None (default): no clipping.
+    steps. None (default): no clipping. `remat`: gradient checkpointing over chunks of the
+    scan (`True`: ⌈√T⌉ steps per chunk; an int: that many), see [`neurodyn.optim.BPTT`][].
 
     **Raises:** `TypeError`/`ValueError` naming a learning rate that is not a positive
     number or schedule, or `eps`, `b1`, `b2`, `clip_norm` outside their ranges.

@@ -53,8 +53,8 @@ def learning_rate_schedule(
     iterations, then a cosine decay to `lr_final`·`learning_rate` at iteration `n_iters`
     (and held there). A fixed step size leaves the parameters jittering at a level set by
     the step size and the batch noise; the decay lets the last iterations settle. (On the
-    reach task it did not lower SOFO's final error: 2.58 cm against 2.47 cm at a constant η
-    after 4000 iterations; `benchmarks/results/reach_results.md`.)
+    reach task it did not lower SOFO's final error against a constant η;
+    `benchmarks/results/reach_results.md`.)
 
     **Raises:** `ValueError` naming the argument for an unknown schedule, fractions outside
     [0, 1) (`lr_decay_start`) or [0, 1] (`lr_final`), or `n_iters` < 1.
@@ -92,6 +92,16 @@ class CosineDecay:
 def optimizer_names() -> dict[str, str]:
     """Names accepted by [`neurodyn.optim.from_config`][] with one-line descriptions."""
     return {name: desc for name, (_, desc) in _BUILDERS.items()}
+
+
+def optimizer_builder(name: str) -> Callable:
+    """The function that builds optimizer `name` (e.g. [`neurodyn.optim.sofo`][] for
+    `"sofo"`): its signature lists the hyperparameters `from_config(name, ...)` accepts.
+
+    **Raises:** `ValueError` for an unknown name, listing the accepted ones."""
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown optimizer {name!r}; accepted: {', '.join(_BUILDERS)}.")
+    return _BUILDERS[name][0]
 
 
 def register_optimizer(name: str, builder: Callable, description: str) -> None:

@@ -35,7 +35,7 @@ def device_description() -> dict:
 
 
 def atomic_text(path: Path, text: str) -> None:
-    from ..training._checkpoint import atomic_write_bytes
+    from ..training import atomic_write_bytes
 
     atomic_write_bytes(path, text.encode())
 
@@ -57,7 +57,7 @@ def _newest_checkpoint(out: Path) -> str | None:
 
 def _summary(config, out, status, train_seconds, history, metrics, reason=None) -> dict:
     from .._version import __version__
-    from ..training._checkpoint import software_versions
+    from ..training import software_versions
 
     n_done = int(history.sizes.get("iteration", 0)) if history is not None else 0
     last_loss = float(history["loss"].values[-1]) if n_done else None

@@ -25,6 +25,7 @@ from ._flipflop import FlipFlopTask as FlipFlopTask
 from ._flipflop import sample_flipflop_trials as sample_flipflop_trials
 from ._kalman import KalmanTask as KalmanTask
 from ._kalman import sample_kalman_trials as sample_kalman_trials
+from ._kalman_filter import oracle_filter as oracle_filter
 from ._lorenz import LorenzTask as LorenzTask
 from ._lorenz import lorenz_trajectory as lorenz_trajectory
 from ._oneshot import OneShotTask as OneShotTask

@@ -36,6 +36,8 @@ class CheckpointError(RuntimeError):
 
 
 def software_versions() -> dict[str, str]:
+    """Versions of neurodyn, JAX, jaxlib, Equinox and Optax (recorded in checkpoints, run
+    folders and exported datasets)."""
     import equinox
     import jaxlib
     import optax

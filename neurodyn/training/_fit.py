@@ -16,8 +16,7 @@ import jax.random as jr
 import numpy as np
 import xarray as xr
 
-from ..optim import AbstractOptimizer
-from ..optim._base import batch_mean
+from ..optim import AbstractOptimizer, batch_mean, step_sharding
 from ._checkpoint import (
     CheckpointError,
     list_checkpoints,
@@ -33,7 +32,6 @@ from ._sharding import (
     local_copy,
     make_mesh,
     replicate,
-    step_sharding,
 )
 
 

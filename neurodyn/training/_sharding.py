@@ -12,7 +12,6 @@ the random streams independent of the layout).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,8 +19,6 @@ import equinox as eqx
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-from ..optim._base import BATCH_SHARDING, TANGENT_SHARDING
 
 BATCH_AXIS = "batch"
 """Mesh axis name along which the trials of a batch are split."""
@@ -180,26 +177,3 @@ def constrain_batch(tree, mesh: Mesh, batch_size: int):
         return x
 
     return jax.tree.map(one, tree)
-
-
-@contextlib.contextmanager
-def step_sharding(mesh: Mesh | None, batch_size: int, reduction: str = "once"):
-    """While tracing a step on `mesh`: SOFO-like optimizers lay the tangents they draw out
-    over the tangents axis (`neurodyn.optim._base.draw_tangents`), and on a mesh with only a
-    batch axis the optimizers' batch means run per device with one reduction per iteration
-    (`neurodyn.optim._base.batch_mean`; `reduction="xla"` leaves the partitioning to XLA,
-    which reduces at every time step: kept for the benchmark)."""
-    if mesh is None:
-        yield
-        return
-    tokens = []
-    if mesh.shape[TANGENT_AXIS] > 1:
-        sharding = NamedSharding(mesh, PartitionSpec(TANGENT_AXIS))
-        tokens.append((TANGENT_SHARDING, TANGENT_SHARDING.set(sharding)))
-    elif reduction == "once":
-        tokens.append((BATCH_SHARDING, BATCH_SHARDING.set((mesh, batch_size))))
-    try:
-        yield
-    finally:
-        for var, token in reversed(tokens):
-            var.reset(token)
