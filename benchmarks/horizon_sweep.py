@@ -37,6 +37,7 @@ no sweep (one setting per method, `PAPER`), for a GPU.
     python benchmarks/horizon_sweep.py --jobs 2           # CPU size, 5 horizons, 3 seeds
     python benchmarks/horizon_sweep.py --size paper --horizons 5000 --seeds 1 --budget 60
     python benchmarks/horizon_sweep.py --wall             # the memory wall only
+    python benchmarks/horizon_sweep.py --merge-wall W.json  # a wall measured apart, redrawn
     python benchmarks/horizon_sweep.py --quick --out /tmp/hs   # smoke test (tests use it)
 
 Writes `benchmarks/results/horizon_sweep.md`, `.json` and `.png` (or `--out PREFIX`).
@@ -451,6 +452,12 @@ def main(argv=None) -> int:
     parser.add_argument("--no-sweep", action="store_true", help="the paper's setting per method")
     parser.add_argument("--wall", action="store_true", help="the memory wall only")
     parser.add_argument("--wall-gib", type=float, default=24.0)
+    parser.add_argument(
+        "--merge-wall",
+        default=None,
+        metavar="JSON",
+        help="no runs: take the memory wall of this result file into --out and redraw",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="processes, one core each")
     parser.add_argument("--out", default=str(RESULTS / "horizon_sweep"), help="output prefix")
     parser.add_argument("--part", default=None, help=argparse.SUPPRESS)
@@ -487,7 +494,10 @@ def main(argv=None) -> int:
     )
     wall = previous.get("wall", []) if not args.quick else []
     runs = previous.get("runs", []) if args.wall else []
-    if args.wall:
+    if args.merge_wall:
+        runs = previous.get("runs", [])
+        wall = json.loads(Path(args.merge_wall).read_text())["wall"]
+    elif args.wall:
         wall = memory_wall(args, log)
     else:
         if args.jobs == 1:
@@ -505,7 +515,7 @@ def main(argv=None) -> int:
         "command": command,
         "wall_gib": args.wall_gib,
     }
-    if args.wall and "meta" in previous:
+    if (args.wall or args.merge_wall) and "meta" in previous:
         meta = {**previous["meta"], "wall_gib": args.wall_gib}
     out.with_suffix(".json").write_text(
         json.dumps(
