@@ -109,7 +109,7 @@ def test_each_signal_is_delayed_by_exactly_its_own_steps(plant_name, getkey):
         "joint_angles": lambda y: y[:2],
         "joint_velocities": lambda y: y[2:4],
         "hand_position": lambda y: np.asarray(plant.hand_position(y)),
-        # SPEC §3.4b §2.2, written out: l = 1 + Σ_j M_ji(θ0_ji − θ_j)/L0, v = −Mᵀθ̇/L0
+        # Li & Todorov (2004), written out: l = 1 + Σ_j M_ji(θ0_ji − θ_j)/L0, v = −Mᵀθ̇/L0
         "muscle_lengths": lambda y: (
             1
             + np.sum(np.asarray(plant.moment_arms) * (np.asarray(plant.theta0) - y[:2, None]), 0)

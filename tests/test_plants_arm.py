@@ -1,6 +1,7 @@
-"""The torque-driven two-joint arm (SPEC §3.4), checked against independent computations:
-hand-derived constants, a Lagrangian built from the segment kinematics, energy balance,
-`jax.jvp` of the kinematics, diffrax solutions, and the SPEC's rest hand position."""
+"""The torque-driven two-joint arm (Li & Todorov 2004; the paper's arm), checked against
+independent computations: hand-derived constants, a Lagrangian built from the segment
+kinematics, energy balance, `jax.jvp` of the kinematics, diffrax solutions, and the reference
+code's rest hand position."""
 
 import math
 
@@ -35,7 +36,7 @@ def test_is_a_plant():
 
 @pytest.mark.parametrize("preset", TwoJointArm.presets)
 def test_inertia_constants_and_mass_matrix(preset):
-    # SPEC §3.4b §1: a1 = 0.160, a2 = 0.048, a3 = 0.045 kg·m² (l2 does not enter).
+    # Computed by hand: a1 = 0.160, a2 = 0.048, a3 = 0.045 kg·m² (l2 does not enter).
     arm = TwoJointArm.from_preset(preset)
     a1, a2, a3 = arm.inertia_constants
     assert a1 == pytest.approx(0.160, abs=1e-12)
@@ -48,7 +49,7 @@ def test_inertia_constants_and_mass_matrix(preset):
     ms = jax.vmap(arm.mass_matrix)(grid)
     assert np.allclose(ms, np.swapaxes(ms, 1, 2), rtol=0, atol=0)
     assert np.all(np.linalg.eigvalsh(np.asarray(ms)) > 0)
-    # The SPEC's formula with the hand-computed constants.
+    # The textbook formula for M(θ) with the hand-computed constants.
     c = np.cos(grid[:, 1])
     expected = np.stack(
         [
@@ -62,7 +63,7 @@ def test_inertia_constants_and_mass_matrix(preset):
 
 def _lagrangian_dynamics(arm, y, torque):
     """M, C and θ̈ from Euler–Lagrange on the kinetic energy of the two segments, built from
-    their kinematics (not from the SPEC's M): link 1 rotates about the shoulder (inertia I1);
+    their kinematics (not from the formula for M): link 1 rotates about the shoulder (inertia I1);
     link 2 has its centre of mass at s2 from the elbow and inertia I2 − m2·s2² about it."""
     theta, theta_dot = y[:2], y[2:]
 
@@ -104,7 +105,7 @@ def test_dynamics_match_lagrangian(getkey):
 
 
 def test_rest_hand_position():
-    # SPEC §3.4: with l2 = 0.30 the hand at θ = (20°, 140°) is at (0, 0.2052) m.
+    # The reference code's arm: with l2 = 0.30 the hand at θ = (20°, 140°) is at (0, 0.2052) m.
     arm = TwoJointArm()
     y = arm.initial_state()
     assert np.allclose(y, [20 * DEG, 140 * DEG, 0, 0], rtol=0, atol=1e-15)
@@ -150,7 +151,7 @@ def _rk4(field, y, dt, n):
 
 
 def test_energy_conserved_without_viscosity():
-    # SPEC §3.4b §6.3: B = 0, no torque, θ = (45°, 90°), θ̇ = (2, −3) rad/s, E0 = 0.2525 J.
+    # B = 0, no torque, θ = (45°, 90°), θ̇ = (2, −3) rad/s, E0 = 0.2525 J.
     arm = TwoJointArm(viscosity=np.zeros((2, 2)))
     y0 = arm.initial_state(jnp.array([45 * DEG, 90 * DEG]), jnp.array([2.0, -3.0]))
     e0 = arm.kinetic_energy(y0)
@@ -162,7 +163,7 @@ def test_energy_conserved_without_viscosity():
     euler = jax.jit(
         lambda y: jax.lax.scan(lambda y, _: (arm.step(y, None, 2e-3), None), y, None, 500)[0]
     )
-    # Explicit Euler drifts by O(dt): SPEC measured 0.43% after 1 s at 2 ms.
+    # Explicit Euler drifts by O(dt): an independent computation gave 0.43% after 1 s at 2 ms.
     assert abs(float(arm.kinetic_energy(euler(y0)) / e0) - 1) < 1e-2
 
 
@@ -263,8 +264,8 @@ def test_step_with_diffrax_solver_matches_diffeqsolve(solver, getkey):
 
 
 def test_default_step_is_explicit_euler(getkey):
-    # θ ← θ + dt·θ̇ and θ̇ ← θ̇ + dt·θ̈, both from the old state (SPEC §3.4), with θ̈ solved
-    # from the Lagrangian dynamics.
+    # θ ← θ + dt·θ̇ and θ̇ ← θ̇ + dt·θ̈, both from the old state (as in the reference code),
+    # with θ̈ solved from the Lagrangian dynamics.
     arm = TwoJointArm()
     y = _random_states(getkey(), 1)[0]
     torque = jax.random.normal(getkey(), (2,))

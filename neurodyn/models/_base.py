@@ -8,7 +8,7 @@ A recurrent model is written for **one trial** and batched with `jax.vmap`:
   step's noise sample (`None` for a noiseless model);
 - `model.sample_noise(key, n_steps) -> noise` — every noise sample of one trial, with a leading
   time axis (or `None`). Noise is drawn outside the differentiated step, once per iteration,
-  and shared by all tangents (SPEC §2.4);
+  and shared by all tangents (docs/concepts/sofo.md);
 - `model.rates(carry) -> Float[Array, "neuron"]` — firing rates, for analysis;
 - `model.trainable() -> filter spec` — which leaves are trained: a pytree of the model's
   structure with bool / boolean-array leaves (see `neurodyn.optim.count_params`).

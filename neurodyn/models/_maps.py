@@ -1,7 +1,8 @@
-"""The paper's small maps: the Lorenz map (§3.1), the one-shot network (§3.7), the MLP (§3.8).
+"""The paper's small maps: the Lorenz map, the one-shot network and the MNIST MLP.
 
-All are written, like SPEC.md, with row vectors (`h W`, weights of shape `(in, out)`), the
-convention of [`neurodyn.models.RateRNN`][] (see there for the measured speed reason).
+The networks of Yu et al. (2024) and the authors' code. All are written, like that code, with
+row vectors (`h W`, weights of shape `(in, out)`), the convention of
+[`neurodyn.models.RateRNN`][] (see there for the measured speed reason).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ._init import normal_blocks
 
 
 class LorenzMap(AbstractRecurrentModel):
-    r"""Autonomous two-layer recurrent map whose state is its output (SPEC §3.1).
+    r"""Autonomous two-layer recurrent map whose state is its output (the paper's Lorenz task).
 
     $$y_{t+1} = y_t\,A + \mathrm{relu}(y_t\,C + b)\,W,$$
 
@@ -42,7 +43,7 @@ class LorenzMap(AbstractRecurrentModel):
       sofo-raven).
     - `key`: PRNG key (required, keyword-only).
 
-    Initialisation (§3.1): A = 0.9 I; C ~ N(0, 1/d); W ~ N(0, (0.1/√H)²); b = 0.
+    Initialisation (the authors' code): A = 0.9 I; C ~ N(0, 1/d); W ~ N(0, (0.1/√H)²); b = 0.
 
     ??? cite "Reference"
         Yu, Xia, Ma, Lengyel & Hennequin, *Second-order forward-mode optimization of
@@ -89,7 +90,7 @@ class LorenzMap(AbstractRecurrentModel):
 
 
 class OneShotNet(AbstractRecurrentModel):
-    r"""Recurrent network of the one-shot (meta-learned) classification task (SPEC §3.7).
+    r"""Recurrent network of the one-shot (meta-learned) classification task (Yu et al. 2024).
 
     $$z_{t+1} = z_t A + \mathrm{relu}(z_t C + e)\,W + u_t W_{\rm in} + d,\qquad
       \ell_t = \mathrm{relu}(z_{t+1} W_{\rm out})\ \text{(reference) or}\ z_{t+1} W_{\rm out}.$$
@@ -103,15 +104,15 @@ class OneShotNet(AbstractRecurrentModel):
       cue); add one for the 2025 bias channel.
     - `n_latent`: r (default 100). `n_hidden`: c' (default 400). Paper size: P = 91,500 at
       C = 3 (92,100 at C = 5).
-    - `logits`: `"relu"` (the reference's relu(z O)) or `"linear"` (SPEC's proposed option:
+    - `logits`: `"relu"` (the reference's relu(z O)) or `"linear"` (our option:
       rectified logits cannot express "this class is less likely than that one" below 0).
     - `key`: PRNG key (required, keyword-only).
 
-    Initialisation (§3.7): A = 0; C ~ N(0, 1/r); W ~ N(0, 1/c'); W_in (SPEC's B_in)
-    ~ N(0, 1/n_in); W_out (SPEC's O) ~ N(0, 1/r); e = d = 0.
+    Initialisation (the authors' code): A = 0; C ~ N(0, 1/r); W ~ N(0, 1/c'); W_in (the
+    code's B_in) ~ N(0, 1/n_in); W_out (the code's O) ~ N(0, 1/r); e = d = 0.
 
     ??? cite "Reference"
-        Yu et al., NeurIPS 2024 (code: `examples/random_class.ml`, SPEC §3.7).
+        Yu et al., NeurIPS 2024 (code: `examples/random_class.ml`).
     """
 
     A: Float[Array, "latent latent"]
@@ -171,8 +172,9 @@ class OneShotNet(AbstractRecurrentModel):
 class MLP(eqx.Module):
     r"""Multilayer perceptron for one example, h_{k+1} = φ(h_k W_k + b_k), linear last layer.
 
-    The MNIST network of SPEC §3.8 is the default: 784-100-10 with ReLU, P = 79,510.
-    `__call__(x)` maps one example (`[in]`) to its outputs (`[out]`); batch with `jax.vmap`.
+    The MNIST network of the authors' `jax/mnist.py` is the default: 784-100-10 with ReLU,
+    P = 79,510. `__call__(x)` maps one example (`[in]`) to its outputs (`[out]`); batch with
+    `jax.vmap`.
 
     **Arguments:**
 
@@ -180,7 +182,7 @@ class MLP(eqx.Module):
     - `activation`: as for [`neurodyn.models.RateRNN`][] (default `"relu"`).
     - `key`: PRNG key (required, keyword-only).
 
-    Initialisation [PROPOSED; the reference's is not recorded]: He-normal weights
+    Initialisation (our choice; the reference's is not recorded): He-normal weights
     N(0, 2/fan_in) before a ReLU layer (LeCun N(0, 1/fan_in) for the linear output layer and
     other activations), zero biases.
     """

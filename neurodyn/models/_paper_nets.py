@@ -1,7 +1,8 @@
-"""The paper's recurrent networks: the Kalman leaky-ReLU net (§3.2) and three `RateRNN`
-configurations — the motor controller (§3.4), the flip-flop net (§3.3), the reservoir (§2.9).
+"""The paper's recurrent networks: the Kalman leaky-ReLU net and three `RateRNN`
+configurations — the motor controller, the flip-flop net, the reservoir.
 
-Like SPEC.md, these networks use row vectors (`z W`, rows presynaptic), the convention of
+The networks of Yu et al. (2024) as the authors' code builds them. Like that code, these
+networks use row vectors (`z W`, rows presynaptic), the convention of
 [`neurodyn.models.RateRNN`][] (see there for the measured reason).
 """
 
@@ -30,7 +31,7 @@ class KalmanRNNState(NamedTuple):
 
 
 class KalmanRNN(AbstractRecurrentModel):
-    r"""Leaky ReLU network of the adaptive Kalman filtering task (SPEC §3.2).
+    r"""Leaky ReLU network of the adaptive Kalman filtering task (Yu et al. 2024).
 
     $$z_0 = \mathrm{relu}(y_0 W_{\rm in} + b),\qquad
       z_t = (1-\alpha)\,z_{t-1} + \alpha\,\mathrm{relu}(z_{t-1} W + y_t W_{\rm in} + b),
@@ -49,15 +50,15 @@ class KalmanRNN(AbstractRecurrentModel):
     - `alpha`: leak α ∈ (0, 1] (default 0.25).
     - `key`: PRNG key (required, keyword-only).
 
-    Initialisation (§3.2): W ~ N(0, 1/N) (SPEC's C); W_in ~ N(0, 1) (SPEC's b); b = 0
-    (SPEC's e); W_out = pinv(W_in), which for one observation is bᵀ/‖b‖²: the readout inverts
+    Initialisation (the authors' code): W ~ N(0, 1/N) (the code's C); W_in ~ N(0, 1) (its
+    b); b = 0 (its e); W_out = pinv(W_in), which for one observation is bᵀ/‖b‖²: the readout inverts
     the input projection (W_in W_out = I), the reference's "repeat the observation"
     initialisation. It
     is exact for a linear network; through the ReLU about half of the projection passes, so
     x̂ starts near a scaled copy of the observation.
 
     ??? cite "Reference"
-        Yu et al., NeurIPS 2024 (code: `examples/kalman_rnn_no_gain.ml`, SPEC §3.2).
+        Yu et al., NeurIPS 2024 (code: `examples/kalman_rnn_no_gain.ml`).
     """
 
     W: Float[Array, "pre post"]
@@ -119,7 +120,7 @@ def motor_rnn(
     rate_noise: float | None = None,
     key: PRNGKeyArray,
 ) -> RateRNN:
-    r"""The motor-cortex controller of the reaching tasks (SPEC §3.4), as a `RateRNN`.
+    r"""The motor-cortex controller of the reaching tasks (Yu et al. 2024), as a `RateRNN`.
 
     N = 64 ReLU units, τ = 20 ms, dt = 2 ms (times in seconds), multiplicative rate noise with
     σ_n = 0.2·√(τ/dt) ≈ 0.632, a learnt initial state shared by all trials (initialised at 0),
@@ -128,7 +129,7 @@ def motor_rnn(
     module concatenates them. Standalone, the network takes any input of size
     `n_inputs + n_feedback`.
 
-    Initialisation (§3.4): W ~ randn·0.5/N (spectral radius ≈ 0.06); task-input weights
+    Initialisation (the authors' code): W ~ randn·0.5/N (spectral radius ≈ 0.06); task-input weights
     randn·0.1/√n_inputs; feedback weights N(0, 0.1²); readout randn·0.1/N; bias = x0 = 0.
     P = 4800 with 3 task inputs (single reach), 4992 with 6 (double reach).
 
@@ -144,7 +145,7 @@ def motor_rnn(
     n = check_size(n_neurons, "n_neurons")
     tau, dt = check_time_constants(tau, dt)
     if rate_noise is None:
-        rate_noise = 0.2 * math.sqrt(tau / dt)  # SPEC §3.4
+        rate_noise = 0.2 * math.sqrt(tau / dt)  # the authors' code
     k_net, k_init = jr.split(key)
     net = RateRNN(
         n,
@@ -178,13 +179,13 @@ def flip_flop_rnn(
     gain: float = 0.5,
     key: PRNGKeyArray,
 ) -> RateRNN:
-    r"""The small trained flip-flop network (SPEC §3.3), as a `RateRNN`.
+    r"""The small trained flip-flop network (the authors' code), as a `RateRNN`.
 
     z ← z + (dt/τ)(−z + J φ(z) + b + F W_out φ(z) + B_in u), o = W_out φ(z), with N = 128
     ReLU units, τ = 10 steps, dt = 1. Trained: J and its bias row (`W`, `b`), B_in (`W_in`)
     and the readout (`W_out`, no bias); fixed: the feedback F. z_0 = 0.1·N(0, I) per trial.
 
-    Initialisation (§3.3): W, b ~ N(0, g²/N) with g = `gain` = 0.5; W_in, F ~ U(−1, 1);
+    Initialisation (the authors' code): W, b ~ N(0, g²/N) with g = `gain` = 0.5; W_in, F ~ U(−1, 1);
     W_out ~ N(0, 1/N). P = 17,280 for 3 bits.
 
     **Returns:** a [`neurodyn.models.RateRNN`][] with `feedback`; the carry is the state.
@@ -224,14 +225,14 @@ def reservoir_rnn(
     gain: float = 0.5,
     key: PRNGKeyArray,
 ) -> RateRNN:
-    r"""The reservoir of the FORCE comparison (SPEC §2.9), as a `RateRNN`.
+    r"""The reservoir of the authors' FORCE comparison, as a `RateRNN`.
 
     z ← z + (dt/τ)(−z + J tanh(z) + F W_out tanh(z) + B_in u), o = W_out tanh(z), with
     N = 1000, τ = 10 steps, dt = 1. Only the readout `W_out` is trained (P = 3000 for 3
     bits); J (`W`), B_in (`W_in`) and F are fixed; no biases. z_0 = 0.1·N(0, I) per trial.
 
-    Initialisation (§2.9): J ~ N(0, g²/N) with g = `gain` = 0.5 (the reference; 1.5 is
-    FORCE's chaotic regime); B_in, F ~ U(−1, 1); W_out = 0.
+    Initialisation (the authors' code): J ~ N(0, g²/N) with g = `gain` = 0.5 (the reference;
+    1.5 is FORCE's chaotic regime, Sussillo & Abbott 2009); B_in, F ~ U(−1, 1); W_out = 0.
 
     **Returns:** a [`neurodyn.models.RateRNN`][] with `feedback` and `frozen=("W", "W_in")`.
     """

@@ -66,7 +66,7 @@ class RateRNN(AbstractRecurrentModel):
 
     **Conventions.**
 
-    - *Rows are presynaptic* (the row-vector convention of the paper, SPEC §3): `r @ W` with
+    - *Rows are presynaptic* (the row-vector convention of the authors' code): `r @ W` with
       `W` of shape `(N_pre, N_post)`, `W_in (n_in, N)`, `W_out (N, n_out)`, `F (n_out, N)`.
       Measured reason: SOFO pushes K tangents through these products, and in this
       orientation both the state tangents `[K, B, N] @ W` and the weight tangents (laid out
@@ -84,11 +84,12 @@ class RateRNN(AbstractRecurrentModel):
       ξ ~ N(0, 1). For the leak alone this makes the stationary variance of x exactly σ²
       for every dt (the Euler map x ← (1−α)x + sξ has variance s²/(1−(1−α)²)); it tends to
       σ√(2 dt/τ) ξ, the Euler–Maruyama discretisation of an Ornstein–Uhlenbeck process with
-      stationary std σ, as dt → 0. σ is in the units of x. The same convention as SPEC §3.2.
-    - *Multiplicative rate noise* (`rate_noise` = σ_n, SPEC §3.4): r = η ⊙ φ(x) with
-      η ~ U(1−σ_n, 1+σ_n) clipped at 0, independent per time step and unit. The same noisy
-      rates drive the recurrence, the readout and the feedback. `rates(carry)` returns the
-      noiseless φ(x).
+      stationary std σ, as dt → 0. σ is in the units of x. The same convention as the
+      Kalman task's latent process.
+    - *Multiplicative rate noise* (`rate_noise` = σ_n, as in the authors' motor RNN):
+      r = η ⊙ φ(x) with η ~ U(1−σ_n, 1+σ_n) clipped at 0, independent per time step and unit.
+      The same noisy rates drive the recurrence, the readout and the feedback. `rates(carry)`
+      returns the noiseless φ(x).
     - Noise comes from `sample_noise(key, n_steps)`, outside the differentiated step;
       `step(..., noise=None)` runs the noiseless network.
 
@@ -119,8 +120,8 @@ class RateRNN(AbstractRecurrentModel):
       (x_0 = x0 + std·N(0, I), with x0 = 0 unless learnt); needs a key in `initial_state`.
     - `bias`, `readout_bias`: include b and b_out.
     - `readout_from`: `"all"` or `"excitatory"` (Dale's law only).
-    - `feedback`: `False`, `True` (a fixed F with entries U(−1, 1), as in SPEC §2.9/§3.3) or
-      an `(n_out, N)` array; x receives y_{t−1} F. F is never trained.
+    - `feedback`: `False`, `True` (a fixed F with entries U(−1, 1), as in the authors'
+      flip-flop nets) or an `(n_out, N)` array; x receives y_{t−1} F. F is never trained.
     - `frozen`: names among `"W"`, `"W_in"`, `"b"`, `"W_out"`, `"b_out"`, `"x0"` that are
       not trained (no tangents, no gradients).
     - `key`: PRNG key for the initialisation (required, keyword-only).

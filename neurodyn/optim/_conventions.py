@@ -1,4 +1,6 @@
-r"""GGN scale conventions of the reference implementations (SPEC §2.5, §2.7).
+r"""GGN scale conventions of the reference implementations.
+
+See docs/concepts/sofo-conventions.md for the factors and the reference step sizes.
 
 neurodyn's subspace GGN is *consistent*: it is exactly Vᵀ G V for the Gauss–Newton matrix of
 the loss as written. The reference implementations scale their GGN differently from their own
@@ -57,7 +59,7 @@ def check_ggn_scale_convention(convention) -> None:
 
 
 def ggn_scale_factor(loss, output_shape: tuple[int, ...], convention, n_tangents: int) -> float:
-    r"""The factor c with G̃_reference = c · G̃_consistent for one loss (SPEC §2.7).
+    r"""The factor c with G̃_reference = c · G̃_consistent for one loss.
 
     A step size η stated in `convention` moves the parameters as η / c does in neurodyn's
     consistent convention (relative or no damping).

@@ -1,4 +1,4 @@
-"""Forward gradient descent (Baydin et al. 2022; SPEC §2.8)."""
+"""Forward gradient descent (Baydin et al. 2022, "Gradients without backpropagation")."""
 
 from __future__ import annotations
 

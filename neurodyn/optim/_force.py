@@ -1,4 +1,4 @@
-"""Batched FORCE: online recursive least squares on a network's readout (SPEC §2.9)."""
+"""Batched FORCE (Sussillo & Abbott 2009): online recursive least squares on a readout."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class FORCEState(NamedTuple):
 
 
 def rls_update(P, W, R, E, *, symmetrize: bool = True):
-    r"""One batched recursive-least-squares update (SPEC §2.9).
+    r"""One batched recursive-least-squares update (FORCE, Sussillo & Abbott 2009, batched).
 
     $$P \leftarrow P - P R^\top (B I + R P R^\top)^{-1} R P,\qquad
       W \leftarrow W - P R^\top E / B$$
@@ -63,7 +63,8 @@ class FORCE(AbstractOptimizer):
     with updates frozen.
 
     **Arguments:** `alpha` > 0: P_0 = I/α (Sussillo & Abbott use α ∈ [1, 100]; the
-    reference's value was not recorded, SPEC §2.9 — default 1).
+    authors' reference code took it from the command line and did not record it — default
+    1).
 
     ??? cite "Reference"
         Sussillo & Abbott, *Generating coherent patterns of activity from chaotic neural

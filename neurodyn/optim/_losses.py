@@ -1,4 +1,7 @@
-r"""Losses convex in the outputs, and their contribution to the subspace GGN (SPEC §2.5).
+r"""Losses convex in the outputs, and their contribution to the subspace GGN.
+
+The GGN blocks per loss type are tabulated in docs/concepts/sofo.md ("The loss's GGN
+blocks").
 
 A loss is any callable `loss(y, x) -> scalar` that is convex in `y` (the GGN requires it).
 For such a loss and K output tangents Ẏ_k (the JVPs of the outputs along the tangents v_k),
@@ -101,9 +104,9 @@ class MeanSquaredError(AbstractLoss):
 
     $$\ell = \frac{s}{B}\sum_b \frac{1}{D}\sum_i w_{bi}\,(y_{bi} - y^*_{bi})^2$$
 
-    with $D$ the number of output dimensions when `reduction="mean"` (plain MSE, SPEC §2.5
-    row 1) and $D = 1$ when `reduction="sum"` (the motor tasks' weighted squared error,
-    row 2). Its Hessian is $(2s/(BD))\,\mathrm{diag}(w)$.
+    with $D$ the number of output dimensions when `reduction="mean"` (plain MSE, the first row
+    of the GGN-block table in docs/concepts/sofo.md) and $D = 1$ when `reduction="sum"` (the
+    motor tasks' weighted squared error, row 2). Its Hessian is $(2s/(BD))\,\mathrm{diag}(w)$.
 
     **Arguments:**
 
@@ -150,7 +153,7 @@ class SoftmaxCrossEntropy(AbstractLoss):
     $$\ell = \frac{s}{B}\sum_b w_b\Big(-\sum_i y^*_{bi}\log\mathrm{softmax}(y_b)_i\Big)$$
 
     Targets are probabilities (e.g. one-hot) of the shape of `y`, or integer class labels of
-    shape `y.shape[:-1]`. GGN block per trial: $Ẏᵀ(\mathrm{diag}\,p - pp^\top)Ẏ$ (SPEC §2.5).
+    shape `y.shape[:-1]`. GGN block per trial: $Ẏᵀ(\mathrm{diag}\,p - pp^\top)Ẏ$.
 
     **Arguments:** `target`, `weight` (per trial, shape `y.shape[:-1]`, or `None`), `scale`.
     """

@@ -1,7 +1,8 @@
 r"""SOFO's primitives: loss, Vᵀg and the subspace GGN from one batched forward-mode pass.
 
-SPEC §2.2–2.5. For tangents V = [v_1 … v_K] the forward pass carries, next to every primal
-quantity, its K directional derivatives. From the output tangents Ẏ = J V and the loss's own
+The algorithm of Yu et al. (2024), explained in docs/concepts/sofo.md. For tangents
+V = [v_1 … v_K] the forward pass carries, next to every primal quantity, its K directional
+derivatives. From the output tangents Ẏ = J V and the loss's own
 derivatives in output space it accumulates
 
 - the loss L,
@@ -307,7 +308,7 @@ def sofo_scan_terms(
         return new_state, (y if return_outputs else None)
 
     def chunk_body(state, xc):
-        """C steps at once (SPEC §2.4, re-associated for large matrix products).
+        """C steps at once (the forward-mode recursion, re-associated for large matrix products).
 
         The tangent recursion Ṡ_{t+1} = ∂F/∂s·Ṡ_t + ∂F/∂θ·V is linear in the tangents and the
         primal trajectory does not depend on them. So over a chunk of C steps we (1) run the

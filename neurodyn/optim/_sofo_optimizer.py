@@ -1,4 +1,4 @@
-"""SOFO and first-order SOFO as optimizers (SPEC §2.2, §2.6, §2.8)."""
+"""SOFO and first-order SOFO as optimizers (Yu et al. 2024; docs/concepts/sofo.md)."""
 
 from __future__ import annotations
 
@@ -73,22 +73,23 @@ class SOFO(AbstractOptimizer):
       Δ moves up to 1/(1 − β) times further. It broke the loss stall of the muscle-arm reach
       (β = 0.9; see the how-to "Choose K and the damping").
     - `transform`: an `optax.GradientTransformation` replacing the default SGD chain.
-    - `adaptive_damping`: Levenberg–Marquardt adaptation of λ (SPEC §2.6): after each step the
-      loss on the same batch is re-evaluated (one extra forward pass) and compared with the
-      quadratic model's prediction; ratio ρ < `lm_thresholds[0]` multiplies λ by
-      `lm_factors[0]` (= 3/2), ρ > `lm_thresholds[1]` by `lm_factors[1]` (= 2/3). The defaults
-      are Martens' (2010) thresholds (1/4, 3/4); the reference's are (0, 1). Only with the
-      default SGD transform without momentum. λ stays within `damping_bounds`.
-    - `ggn_scale_convention`: the GGN scale in which `learning_rate` is stated:
-      `"consistent"` (default: neurodyn's GGN, exactly that of the loss as written),
-      `"ocaml2024"`, `"jax2024"` or `"ocaml2025"` (the reference implementations, SPEC §2.7),
-      or an explicit factor c > 0. The subspace GGN is multiplied by that convention's factor
-      c (see [`neurodyn.optim.ggn_scale_factor`][]: d, d/2 or B·d/K for the MSE, 1 or 2 for
-      the cross-entropy) before the damped solve, as the reference did, so a step size
-      copied from a reference gives the reference's update: the same update as η / c in the
-      consistent convention. The loss must be an `nd.optim.mse` / `nd.optim.cross_entropy`
-      for the named conventions. Diagnostics (`top_eigenvalue`, `predicted_decrease`) stay
-      in the consistent scale.
+    - `adaptive_damping`: Levenberg–Marquardt adaptation of λ (as in a 2025 version of the
+      authors' code): after each step the loss on the same batch is re-evaluated (one extra
+      forward pass) and compared with the quadratic model's prediction; ratio ρ <
+      `lm_thresholds[0]` multiplies λ by `lm_factors[0]` (= 3/2), ρ > `lm_thresholds[1]` by
+      `lm_factors[1]` (= 2/3). The defaults are Martens' (2010) thresholds (1/4, 3/4); the
+      reference's are (0, 1). Only with the default SGD transform without momentum. λ stays
+      within `damping_bounds`.
+    - `ggn_scale_convention`: the GGN scale in which `learning_rate` is stated: `"consistent"`
+      (default: neurodyn's GGN, exactly that of the loss as written), `"ocaml2024"`, `"jax2024"`
+      or `"ocaml2025"` (the authors' reference implementations;
+      docs/concepts/sofo-conventions.md), or an explicit factor c > 0. The subspace GGN is
+      multiplied by that convention's factor c (see [`neurodyn.optim.ggn_scale_factor`][]: d,
+      d/2 or B·d/K for the MSE, 1 or 2 for the cross-entropy) before the damped solve, as the
+      reference did, so a step size copied from a reference gives the reference's update: the
+      same update as η / c in the consistent convention. The loss must be an `nd.optim.mse` /
+      `nd.optim.cross_entropy` for the named conventions. Diagnostics (`top_eigenvalue`,
+      `predicted_decrease`) stay in the consistent scale.
     - `generic_ggn`: always use forward-over-reverse on the loss (for testing closed forms).
     - `chunk_size`: see [`neurodyn.value_and_sofo_grad_scan`][] (recurrent problems only).
 
@@ -184,8 +185,8 @@ class SOFO(AbstractOptimizer):
         scale = problem_ggn_scale_factor(
             problem, params, self.ggn_scale_convention, self.n_tangents
         )
-        # the reference's GGN, c × ours (SPEC §2.7): a step size stated in that convention
-        # then gives the reference's update
+        # the reference's GGN, c × ours (docs/concepts/sofo-conventions.md): a step size
+        # stated in that convention then gives the reference's update
         sol = damped_solve(
             ggn if scale == 1.0 else ggn * scale, vg, state.damping, self.damping_mode
         )
@@ -290,7 +291,9 @@ class AbstractSubspaceGradient(AbstractOptimizer):
 
 
 class FirstOrderSOFO(AbstractSubspaceGradient):
-    r"""First-order SOFO: the gradient projected on a random subspace, Δ = V Vᵀg (SPEC §2.8).
+    r"""First-order SOFO: the gradient projected on a random subspace, Δ = V Vᵀg.
+
+    A baseline of Yu et al. (2024).
 
     The same forward pass as SOFO without the GGN. With orthonormal tangents (default) Δ is the
     orthogonal projection of the gradient on span(V). `normalize=True` uses Δ = V c̃ / ‖c̃‖

@@ -1,4 +1,4 @@
-"""The damped Gauss–Newton solve in the K-dimensional subspace (SPEC §2.2 steps 4–6)."""
+"""The damped Gauss–Newton solve in the K-dimensional subspace (docs/concepts/sofo.md)."""
 
 from __future__ import annotations
 

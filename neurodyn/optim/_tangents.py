@@ -1,4 +1,4 @@
-"""Random tangent subspaces: the columns of V in SOFO (SPEC §2.3)."""
+"""Random tangent subspaces: the columns of V in SOFO (docs/concepts/sofo.md)."""
 
 from __future__ import annotations
 
@@ -105,9 +105,9 @@ def sample_tangents(
 
     - `"gaussian"`: entries i.i.d. N(0, 1) (the paper's Algorithm 1).
     - `"normalized"` (default): Gaussian, then each tangent scaled to unit global norm over the
-      whole pytree (the published JAX/PyTorch API; SPEC §2.3 b).
+      whole pytree (the authors' published JAX/PyTorch API).
     - `"orthonormal"`: Gaussian, then whitened by its K×K Gram matrix so that VᵀV = I_K
-      (SPEC §2.3 c). Same span as the Gaussian draw.
+      (the authors' 2025 OCaml code). Same span as the Gaussian draw.
 
     **Arguments:**
 
@@ -215,7 +215,7 @@ def project(tangents: Any, vector: Any) -> Float[Array, " k"]:
 
 
 def orthonormalize(tangents: Any) -> Any:
-    """Whiten tangents by their Gram matrix so that VᵀV = I (SPEC §2.3 c)."""
+    """Whiten tangents by their Gram matrix so that VᵀV = I (V ← V U S^{-1/2})."""
     gram = tangent_gram(tangents)
     s, u = jnp.linalg.eigh((gram + gram.T) / 2)
     s = jnp.maximum(s, jnp.finfo(s.dtype).tiny)

@@ -1,4 +1,4 @@
-"""The torque-driven two-joint arm of Li & Todorov (2004), SPEC §3.4."""
+"""The torque-driven two-joint arm of Li & Todorov (2004), as in Yu et al. (2024)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _as_matrix(x):
     return np.asarray(x, dtype=float)
 
 
-# SPEC §3.4: the reference code's parameters. Only l2 differs from Li & Todorov (2004).
+# The reference code's parameters. Only l2 differs from Li & Todorov (2004).
 _PRESETS: dict[str, dict[str, float]] = {
     # hennequin-lab/SOFO `motor_task/motor/arm.ml` (the paper's arm): l2 = 0.30 m.
     "sofo": dict(l2=0.30),
@@ -39,7 +39,7 @@ _PRESETS: dict[str, dict[str, float]] = {
 
 
 class TwoJointArm(AbstractPlant):
-    r"""Two-joint planar arm driven by joint torques (Li & Todorov 2004; SPEC §3.4).
+    r"""Two-joint planar arm driven by joint torques (Li & Todorov 2004; Yu et al. 2024).
 
     State `y = (θ1, θ2, θ̇1, θ̇2)`: shoulder angle from the +x axis and elbow angle relative to
     the upper arm (0 = straight), in rad, positive = flexion (counter-clockwise). Control: the
@@ -57,7 +57,7 @@ class TwoJointArm(AbstractPlant):
 
     The defaults are the paper's code (`l2 = 0.30` m, preset `"sofo"`); the literature value
     `l2 = 0.33` m is `TwoJointArm.from_preset("li_todorov_2004")`. With the defaults the hand
-    at the rest posture θ = (20°, 140°) is at (0, 0.2052) m (SPEC §3.4).
+    at the rest posture θ = (20°, 140°) is at (0, 0.2052) m.
 
     **Fields:**
 
@@ -69,7 +69,7 @@ class TwoJointArm(AbstractPlant):
     - `rest_posture`: the default initial joint angles (rad).
     - `joint_limits`: `None` (default, no limits) or `((lo1, hi1), (lo2, hi2))` in rad. When
       set, `step` clamps the angles and zeros the outward velocity component after each step
-      (SPEC §3.4b §5 guard (d)); this is not differentiable at the bound.
+      (guard (d), as in feedbax); this is not differentiable at the bound.
 
     **Example:**
 
@@ -96,7 +96,7 @@ class TwoJointArm(AbstractPlant):
         ```
     """
 
-    # SPEC §3.4 parameter table (repo values).
+    # The reference code's parameters (hennequin-lab/SOFO `motor_task/motor/arm.ml`).
     l1: float = 0.30
     l2: float = 0.30
     m1: float = 1.4
@@ -108,7 +108,7 @@ class TwoJointArm(AbstractPlant):
     viscosity: Float[ArrayLike, "2 2"] = eqx.field(
         default=((0.05, 0.025), (0.025, 0.05)), converter=_as_matrix
     )
-    # SPEC §3.4 "Rest posture": θ1 = 20°, θ2 = 140°.
+    # The reference code's rest posture: θ1 = 20°, θ2 = 140°.
     rest_posture: tuple[float, float] = (math.radians(20.0), math.radians(140.0))
     joint_limits: JointLimits | None = eqx.field(
         default=None, static=True, converter=check_joint_limits
@@ -121,9 +121,9 @@ class TwoJointArm(AbstractPlant):
     # Explicit-Euler limit (s). With zero velocity the only mechanical rate is the viscous one,
     # the eigenvalues of M⁻¹B, at most 3.4 s⁻¹ over θ2 ∈ [0, π] (Euler limit 2/3.4 ≈ 0.58 s).
     # Velocity-dependent (Coriolis/centripetal) rates grow like ≈ 2.2·|θ̇| s⁻¹, so ≈ 45 s⁻¹
-    # at 20 rad/s (the speed bound of SPEC §3.4b §6.10); 10 ms keeps dt·|λ| ≤ 0.45, well
-    # inside Euler's stability disk, and resolves the 20 ms controller time constant of
-    # SPEC §3.4 (dt ≤ τ/2). Both rates are checked in tests/test_plants_arm.py.
+    # at 20 rad/s (the speed bound of the muscle arm's stability test); 10 ms keeps
+    # dt·|λ| ≤ 0.45, well inside Euler's stability disk, and resolves the 20 ms time constant
+    # of the paper's motor RNN (dt ≤ τ/2). Both rates are checked in tests/test_plants_arm.py.
     _euler_dt_limit: ClassVar[float] = 10e-3
 
     def __check_init__(self):
@@ -144,7 +144,7 @@ class TwoJointArm(AbstractPlant):
 
     @classmethod
     def from_preset(cls, name: str = "sofo", **overrides) -> TwoJointArm:
-        """An arm with a named parameter set (SPEC §3.4).
+        """An arm with a named parameter set.
 
         **Arguments:**
 
@@ -171,7 +171,7 @@ class TwoJointArm(AbstractPlant):
 
     @property
     def inertia_constants(self) -> tuple[float, float, float]:
-        """`(a1, a2, a3) = (I1 + I2 + m2·l1², m2·l1·s2, I2)` in kg·m² (SPEC §3.4)."""
+        """`(a1, a2, a3) = (I1 + I2 + m2·l1², m2·l1·s2, I2)` in kg·m²."""
         return (self.I1 + self.I2 + self.m2 * self.l1**2, self.m2 * self.l1 * self.s2, self.I2)
 
     def mass_matrix(self, theta: Float[ArrayLike, " joint"]) -> Float[Array, "joint joint"]:
@@ -187,7 +187,7 @@ class TwoJointArm(AbstractPlant):
     def coriolis(
         self, theta: Float[ArrayLike, " joint"], theta_dot: Float[ArrayLike, " joint"]
     ) -> Float[Array, " joint"]:
-        """Coriolis and centripetal torques `C(θ, θ̇)` (N·m), SPEC §3.4."""
+        """Coriolis and centripetal torques `C(θ, θ̇)` (N·m)."""
         theta = jnp.asarray(theta)
         theta_dot = jnp.asarray(theta_dot)
         _, a2, _ = self.inertia_constants
@@ -200,7 +200,7 @@ class TwoJointArm(AbstractPlant):
         theta_dot: Float[ArrayLike, " joint"],
         torque: Float[ArrayLike, " joint"],
     ) -> Float[Array, " joint"]:
-        """θ̈ = M⁻¹(τ − C − Bθ̇), with the analytic 2×2 inverse (SPEC §3.4)."""
+        """θ̈ = M⁻¹(τ − C − Bθ̇), with the analytic 2×2 inverse."""
         theta = jnp.asarray(theta)
         dtype = float_dtype(theta, theta_dot, torque)
         theta = theta.astype(dtype)
@@ -209,7 +209,7 @@ class TwoJointArm(AbstractPlant):
         viscosity = jnp.asarray(self.viscosity, dtype=dtype)
         rhs = torque - self.coriolis(theta, theta_dot) - viscosity @ theta_dot
         m = self.mass_matrix(theta)
-        # det = a1·a3 − a3² − a2²·cos²θ2 > 0 for the SPEC parameters (M is SPD).
+        # det = a1·a3 − a3² − a2²·cos²θ2 > 0 for these parameters (M is SPD).
         det = m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]
         return (
             jnp.stack([m[1, 1] * rhs[0] - m[0, 1] * rhs[1], m[0, 0] * rhs[1] - m[1, 0] * rhs[0]])
@@ -260,7 +260,7 @@ class TwoJointArm(AbstractPlant):
         return jnp.concatenate([jnp.zeros_like(acc), acc, jnp.zeros_like(y[4:])])
 
     def constrain(self, y: Float[Array, " state"]) -> Float[Array, " state"]:
-        """Apply `joint_limits` (if any) after a step: SPEC §3.4b §5 guard (d)."""
+        """Apply `joint_limits` (if any) after a step (guard (d))."""
         if self.joint_limits is None:
             return y
         theta, theta_dot = clamp_to_joint_limits(y[:2], y[2:4], self.joint_limits)
@@ -323,7 +323,7 @@ class TwoJointArm(AbstractPlant):
         return self.forward_kinematics(jnp.asarray(y)[:2])
 
     def hand_velocity(self, y: Float[Array, " state"]) -> Float[Array, "2"]:
-        """Hand velocity (m/s), SPEC §3.4:
+        """Hand velocity (m/s):
         ẋ = −l1 θ̇1 sin θ1 − l2(θ̇1+θ̇2) sin(θ1+θ2), ẏ = l1 θ̇1 cos θ1 + l2(θ̇1+θ̇2) cos(θ1+θ2).
         """
         y = jnp.asarray(y)

@@ -8,8 +8,8 @@ term = diffrax.ODETerm(plant.vector_field)
 diffrax.diffeqsolve(term, solver, t0, t1, dt0, y0, args=u)
 ```
 
-integrates it, and a one-step map `step(y, u, dt)` (explicit Euler by default, SPEC §3.4) that a
-closed loop calls once per network step.
+integrates it, and a one-step map `step(y, u, dt)` (explicit Euler by default, as in the authors'
+reference code) that a closed loop calls once per network step.
 """
 
 from __future__ import annotations
@@ -108,10 +108,11 @@ class AbstractPlant(eqx.Module):
 
         With `solver=None` this is one explicit Euler step of the whole state,
         `y + dt * vector_field(0, y, u)`: every derivative is taken at the old state (for the
-        skeleton, θ ← θ + dt·θ̇ and θ̇ ← θ̇ + dt·θ̈; SPEC §3.4). With a diffrax solver instance
-        (e.g. `diffrax.Heun()`, `diffrax.Tsit5()`) it takes exactly one step of size `dt` with
-        that solver (the same result as `diffeqsolve` from `t0=0` to `t1=dt` with `dt0=dt`).
-        The result then goes through `constrain` (joint limits, when the plant has them).
+        skeleton, θ ← θ + dt·θ̇ and θ̇ ← θ̇ + dt·θ̈, as in the reference code). With a diffrax
+        solver instance (e.g. `diffrax.Heun()`, `diffrax.Tsit5()`) it takes exactly one step of
+        size `dt` with that solver (the same result as `diffeqsolve` from `t0=0` to `t1=dt` with
+        `dt0=dt`). The result then goes through `constrain` (joint limits, when the plant has
+        them).
 
         **Arguments:**
 
@@ -247,7 +248,7 @@ def clamp_to_joint_limits(
     theta_dot: Float[Array, " joint"],
     joint_limits: JointLimits,
 ) -> tuple[Float[Array, " joint"], Float[Array, " joint"]]:
-    """Hard joint limits, SPEC §3.4b §5 guard (d).
+    """Hard joint limits (guard (d), after `MuscleTension`'s guards (a)–(c); as in feedbax).
 
     Clamp the angles to `[lo, hi]` and zero the velocity component that points out of the box
     (a joint at or past its upper bound keeps only a non-positive velocity, and vice versa).

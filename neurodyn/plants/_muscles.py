@@ -1,7 +1,8 @@
-"""Six-muscle actuation of the Li–Todorov two-joint arm, SPEC §3.4b.
+"""Six-muscle actuation of the Li–Todorov two-joint arm (Li & Todorov 2004).
 
-Muscle order everywhere: SF, SE, EF, EE, BF, BE (shoulder flexor/extensor, elbow
-flexor/extensor, biarticular flexor/extensor; SPEC §3.4b §1).
+The tension follows Brown et al.'s (1999) Virtual Muscle as simplified by Li & Todorov; see
+docs/concepts/closed-loop.md. Muscle order everywhere: SF, SE, EF, EE, BF, BE (shoulder
+flexor/extensor, elbow flexor/extensor, biarticular flexor/extensor).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ ACTIVATION_MAPS: tuple[str, ...] = ("brown", "linear")
 """Activation-to-force maps of `MuscleArm`: `"brown"` (the gate `A(a, l)` and passive force)
 or `"linear"` (`A = a`, no passive force)."""
 
-# SPEC §3.4b §2.1 geometry and strength, in the table's units (cm, degrees, cm²). Rows of the
+# Li & Todorov (2004) geometry and strength, in their table's units (cm, degrees, cm²). Rows of the
 # (2, 6) arrays are the joints (shoulder, elbow), columns the muscles in MUSCLE_NAMES order.
 # θ0 of a muscle that does not cross a joint ("–" in the table) is irrelevant (its moment arm
 # there is 0) and stored as 0.
@@ -41,23 +42,23 @@ _LI_TODOROV_2004 = dict(
     theta0_deg=((15.0, 4.88, 0.0, 0.0, 4.5, 2.12), (0.0, 0.0, 80.86, 109.32, 92.96, 91.52)),
     optimal_length_cm=(7.32, 3.26, 6.40, 4.26, 5.95, 4.04),
     pcsa_cm2=(22.0, 12.0, 18.0, 14.0, 5.0, 10.0),
-    # SPEC §3.4b §2.1: F_max = 31.8 N/cm² × PCSA (the Virtual Muscle specific tension).
+    # F_max = 31.8 N/cm² × PCSA (the Virtual Muscle specific tension; Brown et al. 1999).
     specific_tension_n_per_cm2=31.8,
-    # SPEC §3.4b §2.5: LT04 activation filter time constants (s).
+    # LT04 activation filter time constants (s).
     tau_act=0.050,
     tau_deact=0.066,
 )
 PRESETS: tuple[str, ...] = ("li_todorov_2004",)
 
-# SPEC §3.4b §5 guards (a) and (b).
+# Guards (a) and (b) of `MuscleTension` (our choice).
 _ACTIVATION_FLOOR = 1e-8
 _LENGTH_CLIP = (0.1, 1.9)
 
-# SPEC §3.4b §6.10 / §5: max |λ| of the Jacobian under full co-contraction over the joint box.
-# Our own one-sided finite-difference Jacobians (the F_V kink at v = 0 makes the two sides
-# differ) peak at 376 s⁻¹ ("brown") and 671 s⁻¹ ("linear"), SPEC: 365 and 667 s⁻¹. Euler is
-# stable for dt·|λ| ≤ 2; we round down to the test bounds 400 and 800 s⁻¹: 5 ms and 2.5 ms
-# (SPEC: "≈ 5.5 ms").
+# Max |λ| of the Jacobian under full co-contraction over the joint box. Our own one-sided
+# finite-difference Jacobians (the F_V kink at v = 0 makes the two sides differ) peak at
+# 376 s⁻¹ ("brown") and 671 s⁻¹ ("linear"); an independent computation gave 365 and 667 s⁻¹.
+# Euler is stable for dt·|λ| ≤ 2; we round down to the test bounds 400 and 800 s⁻¹: 5 ms and
+# 2.5 ms (the independent bound: ≈ 5.5 ms).
 _EULER_DT_LIMIT = {"brown": 2 / 400, "linear": 2 / 800}
 
 
@@ -67,7 +68,7 @@ def excitation_from_output(z: Float[ArrayLike, "*shape"]) -> Float[Array, "*shap
     Chosen over a sigmoid because a silent output (`z ≤ 0`) means a silent muscle: a network
     initialised with small read-out weights starts near `u = 0` and leaves the arm at rest,
     instead of co-contracting every muscle at `u = 0.5`. The slope is 1 at `z = 0⁺` and the
-    map saturates smoothly below 1 (SPEC §3.4b §5: "a bounded non-negative map"). Like a
+    map saturates smoothly below 1 (a bounded non-negative map). Like a
     ReLU it passes no gradient for `z < 0`, and in float32 none for `z ≳ 8` either (tanh
     rounds to 1 there): a network whose outputs all end up in those two regions can no
     longer be trained, which `nd.fit` detects (`zero_gradient_patience`).
@@ -85,7 +86,7 @@ def excitation_from_output(z: Float[ArrayLike, "*shape"]) -> Float[Array, "*shap
 
 class MuscleTension(eqx.Module):
     r"""Normalised muscle tension of Li & Todorov (2004), after Brown et al.'s Virtual Muscle
-    (SPEC §3.4b §2.3).
+    (Brown et al. 1999, simplified).
 
     $$T(a, l, v) = A(a, l)\,[F_L(l)\,F_V(l, v) + F_P(l)],$$
 
@@ -101,10 +102,10 @@ class MuscleTension(eqx.Module):
     Because `A` gates the passive term too, `a = 0` gives exactly zero tension. At the optimal
     length and at rest, `T(1, 1, 0) = 0.50493`: full activation gives ≈ half of `F_max`.
 
-    With `activation_map="linear"` (Lillicrap & Scott 2013, via SPEC §3.4b §5):
+    With `activation_map="linear"` (Lillicrap & Scott 2013, as in feedbax's preset):
     $T = a\,F_L(l)\,F_V(l, v)$, without passive force.
 
-    Guards (SPEC §3.4b §5), so that values, gradients and JVP tangents are finite for any
+    Guards (our choice), so that values, gradients and JVP tangents are finite for any
     finite input:
 
     - (a) `a` is clipped to `[0, 1]` and raised to `max(a, 1e-8)` inside `A`; `A = 0` exactly
@@ -116,11 +117,11 @@ class MuscleTension(eqx.Module):
       `v ≥ 0` for lengthening) and then selected, so the poles at `v = +1.65` (shortening
       formula) and `v = -b_v` (lengthening formula) are never evaluated. At `v = 0` the
       derivative is the shortening (left) one.
-    - [PROPOSED; SPEC silent] the shortening `F_V` is floored at 0: beyond `v < V_max` (faster
-      shortening than `|V_max| = 5.72 L0/s`) the formula turns negative, i.e. an active muscle
-      would push. The floor changes nothing at slower speeds.
+    - (our choice; the model is silent here) the shortening `F_V` is floored at 0: beyond
+      `v < V_max` (faster shortening than `|V_max| = 5.72 L0/s`) the formula turns negative,
+      i.e. an active muscle would push. The floor changes nothing at slower speeds.
 
-    **Fields:** the constants of SPEC §3.4b §2.3, LT04 column (defaults), and
+    **Fields:** the tension constants of Li & Todorov (2004) (defaults), and
     `activation_map` (`"brown"` or `"linear"`).
 
     ??? cite "References"
@@ -164,7 +165,7 @@ class MuscleTension(eqx.Module):
     a_v2: float = -2.67
     b_v: float = 0.62
     # F_P = passive_scale · exp(passive_offset − passive_rate · l)  (LT04 PE2: 13.8, not
-    # feedbax's 18.7·0.79 = 14.77; SPEC §3.4b §2.3 and §3 deviations).
+    # feedbax's 18.7·0.79 = 14.77, which makes its passive term 2.65× LT04's).
     passive_scale: float = -0.02
     passive_offset: float = 13.8
     passive_rate: float = 18.7
@@ -251,41 +252,43 @@ def _check_array(value, name: str, shape: tuple[int, ...], *, positive=False, no
 
 
 class MuscleArm(AbstractPlant):
-    r"""The two-joint arm of `TwoJointArm` driven by six Li & Todorov (2004) muscles
-    (SPEC §3.4b).
+    r"""The two-joint arm of `TwoJointArm` driven by six Li & Todorov (2004) muscles.
+
+    See docs/concepts/closed-loop.md ("The plants") and, for how it compares with MotorNet's
+    arm (Codol et al. 2024), docs/how-to/motornet-crosscheck.md.
 
     State (R¹⁰): `y = (θ_s, θ_e, θ̇_s, θ̇_e, a_SF, a_SE, a_EF, a_EE, a_BF, a_BE)`: joint angles
     (rad), velocities (rad/s) and muscle activations. Control: six excitations `u ∈ [0, 1]⁶`
     (values outside are clipped; use `excitation_from_output` on a network output). Muscle
     order: `MUSCLE_NAMES = ("SF", "SE", "EF", "EE", "BF", "BE")`.
 
-    - Lengths and velocities (constant moment arms `M`, 2×6, m; SPEC §2.2):
+    - Lengths and velocities (constant moment arms `M`, 2×6, m):
       $l_i = 1 + \sum_j M_{ji}(θ_{0,ji} - θ_j)/L_{0,i}$ and
       $v_i = \dot l_i = -\sum_j M_{ji}\dot θ_j/L_{0,i}$ (`v > 0` = lengthening; flexion
       shortens the flexors).
-    - Forces $F_i = F_{max,i}\,T(a_i, l_i, v_i)$ (N) with `MuscleTension` (SPEC §2.3), and
-      joint torques $τ = M F$ (N·m; SPEC §2.4) into the skeleton
-      $M(θ)\ddot θ + C + B\dot θ = τ$ (SPEC §3.4b §1).
-    - Activation (SPEC §2.5): $\dot a = (u - a)/τ(u, a)$ with
+    - Forces $F_i = F_{max,i}\,T(a_i, l_i, v_i)$ (N) with `MuscleTension`, and
+      joint torques $τ = M F$ (N·m) into the skeleton
+      $M(θ)\ddot θ + C + B\dot θ = τ$.
+    - Activation: $\dot a = (u - a)/τ(u, a)$ with
       $τ = τ_{deact} + u(τ_{act} - τ_{deact})$ if $u > a$, else $τ_{deact}$;
       $τ_{act} = 50$ ms, $τ_{deact} = 66$ ms.
 
-    Preset `"li_todorov_2004"` (the only one, and the default; SPEC §3.4b §5): the geometry
-    table of SPEC §2.1 (`F_max = 31.8 N/cm² × PCSA`), the LT04 tension constants and the LT04
+    Preset `"li_todorov_2004"` (the only one, and the default): the Li & Todorov (2004)
+    geometry (`F_max = 31.8 N/cm² × PCSA`), the LT04 tension constants and the LT04
     activation filter. `activation_map="linear"` swaps in `A = a` without passive force. The
-    MotorNet arm (SPEC §3.4b §4) is a different model and is not a preset here.
+    MotorNet arm (Codol et al. 2024) is a different model and is not a preset here.
 
-    `step` is explicit Euler by default (SPEC §5: dt = 2 ms; `max_stable_dt` is 5 ms for
+    `step` is explicit Euler by default (dt = 2 ms in the tasks; `max_stable_dt` is 5 ms for
     `"brown"` and 2.5 ms for `"linear"`, from the largest Jacobian eigenvalue under full
     co-contraction). Joint limits are off by default; `joint_limits=MuscleArm.joint_box` turns
-    on the SPEC's hard limits θ_s ∈ [0, 140°], θ_e ∈ [0, 160°] (guard (d)).
+    on hard limits θ_s ∈ [0, 140°], θ_e ∈ [0, 160°] (feedbax's, from MotorNet; guard (d)).
 
     **Arguments:**
 
     - `preset`: `"li_todorov_2004"`.
     - `activation_map`: `"brown"` (default; the gate `A(a, l)` and passive force) or
       `"linear"`.
-    - `skeleton`: the `TwoJointArm` (default `TwoJointArm()`, SPEC §3.4 parameters with
+    - `skeleton`: the `TwoJointArm` (default `TwoJointArm()`, the reference code's parameters with
       `l2 = 0.30` m); its own `joint_limits` must be `None`.
     - `joint_limits`: `None` or `((lo_s, hi_s), (lo_e, hi_e))` in rad.
     - `moment_arms` (2×6, m), `theta0` (2×6, rad), `optimal_length` (6, m), `max_force`
@@ -347,7 +350,7 @@ class MuscleArm(AbstractPlant):
     control_size: ClassVar[int] = 6
     muscle_names: ClassVar[tuple[str, ...]] = MUSCLE_NAMES
     presets: ClassVar[tuple[str, ...]] = PRESETS
-    # SPEC §3.4b §3 (feedbax, "from MotorNet"): θ_s ∈ [0, 140°], θ_e ∈ [0, 160°].
+    # feedbax's joint bounds ("from MotorNet"): θ_s ∈ [0, 140°], θ_e ∈ [0, 160°].
     joint_box: ClassVar[JointLimits] = ((0.0, math.radians(140.0)), (0.0, math.radians(160.0)))
 
     def __init__(
@@ -376,7 +379,7 @@ class MuscleArm(AbstractPlant):
                 "`skeleton` must not carry its own `joint_limits`; pass them to MuscleArm as "
                 "`joint_limits=` instead."
             )
-        # SPEC §3.4b §5 "Units": SI throughout (M and L0 in m, θ0 in rad), converted once here.
+        # SI throughout (M and L0 in m, θ0 in rad), converted once here.
         if moment_arms is None:
             moment_arms = np.asarray(table["moment_arms_cm"]) / 100
         if theta0 is None:
@@ -403,7 +406,7 @@ class MuscleArm(AbstractPlant):
 
     @property
     def rest_posture(self) -> tuple[float, float]:
-        """The skeleton's rest posture θ = (20°, 140°) in rad (SPEC §3.4)."""
+        """The skeleton's rest posture θ = (20°, 140°) in rad."""
         return self.skeleton.rest_posture
 
     @property
@@ -414,8 +417,8 @@ class MuscleArm(AbstractPlant):
     @property
     def max_stable_dt(self) -> float:
         """5 ms (`"brown"`) or 2.5 ms (`"linear"`): 2/λ with λ = 400 or 800 s⁻¹ bounding the
-        Jacobian's spectral radius under full co-contraction over the joint box (SPEC §3.4b §5:
-        365 and 667 s⁻¹). Derived for the preset's parameters; stronger muscles lower it."""
+        Jacobian's spectral radius under full co-contraction over the joint box (computed: 376
+        and 671 s⁻¹). Derived for the preset's parameters; stronger muscles lower it."""
         return _EULER_DT_LIMIT[self.activation_map]
 
     def _arrays(self, dtype):
@@ -430,7 +433,7 @@ class MuscleArm(AbstractPlant):
     # Muscle kinematics and forces.
 
     def muscle_lengths(self, theta: Float[ArrayLike, " joint"]) -> Float[Array, " muscle"]:
-        """Normalised lengths `l_i = 1 + Σ_j M_ji(θ0_ji − θ_j)/L0_i` (unclipped; SPEC §2.2)."""
+        """Normalised lengths `l_i = 1 + Σ_j M_ji(θ0_ji − θ_j)/L0_i` (unclipped)."""
         theta = jnp.asarray(theta)
         dtype = float_dtype(theta)
         moment_arms, theta0, optimal_length, _ = self._arrays(dtype)
@@ -471,7 +474,7 @@ class MuscleArm(AbstractPlant):
         return max_force * self.tension(a, lengths, velocities)
 
     def muscle_torques(self, y: Float[Array, " state"]) -> Float[Array, " joint"]:
-        """Joint torques `τ = M F` (N·m) at the state `y` (SPEC §2.4)."""
+        """Joint torques `τ = M F` (N·m) at the state `y`."""
         y = jnp.asarray(y)
         moment_arms, _, _, _ = self._arrays(float_dtype(y))
         return moment_arms @ self.muscle_forces(y)
@@ -481,8 +484,8 @@ class MuscleArm(AbstractPlant):
     ) -> Float[Array, " muscle"]:
         """`ȧ = (u − a)/τ(u, a)`; τ = τ_deact + u(τ_act − τ_deact) if u > a, else τ_deact.
 
-        `u` is clipped to `[0, 1]` first ([PROPOSED], SPEC §7 leaves open whether LT04 caps
-        it): above `u ≈ 4.1` the rising τ would turn negative.
+        `u` is clipped to `[0, 1]` first (our choice; whether LT04 caps it is not known): above
+        `u ≈ 4.1` the rising τ would turn negative.
         """
         a = jnp.asarray(a)
         dtype = float_dtype(u, a)
@@ -508,7 +511,7 @@ class MuscleArm(AbstractPlant):
         return jnp.concatenate([theta_dot, theta_ddot, self.activation_derivative(u, a)])
 
     def constrain(self, y: Float[Array, " state"]) -> Float[Array, " state"]:
-        """Apply `joint_limits` (if any) after a step: SPEC §3.4b §5 guard (d)."""
+        """Apply `joint_limits` (if any) after a step (guard (d))."""
         if self.joint_limits is None:
             return y
         theta, theta_dot = clamp_to_joint_limits(y[:2], y[2:4], self.joint_limits)

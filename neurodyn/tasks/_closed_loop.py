@@ -83,7 +83,8 @@ CONTROL_MAPS: tuple[str, ...] = ("identity", "excitation")
 """Maps from the network output to the plant control: `"identity"` (joint torques, N·m) or
 `"excitation"` ([`neurodyn.plants.excitation_from_output`][], muscle excitations in [0, 1))."""
 
-# SPEC §3.4: the network is fed "the arm's joint angles and angular velocities".
+# As in the authors' reach code: the network is fed the arm's joint angles and angular
+# velocities.
 DEFAULT_FEEDBACK: tuple[str, ...] = ("joint_angles", "joint_velocities")
 
 
@@ -104,8 +105,8 @@ class ClosedLoopState(NamedTuple):
 class ClosedLoop(AbstractRecurrentModel):
     r"""A recurrent network driving a plant, with the plant's state fed back (one trial).
 
-    One step with task input $u_t$ (SPEC §3.4, extended with delay, sensory noise and
-    substeps):
+    One step with task input $u_t$ (the closed loop of the paper's reaching tasks, extended with
+    delay, sensory noise and substeps; docs/concepts/closed-loop.md):
 
     1. feedback $f_t = h(s_{t-D}) + ε_t$: the chosen `feedback` signals of the plant state $D$
        network steps ago (`feedback_delay`; 0 = the current state) plus sensory noise
@@ -114,15 +115,17 @@ class ClosedLoop(AbstractRecurrentModel):
     3. control $c_t = g(o_t)$: the output itself (joint torques, `control_map="identity"`) or
        [`neurodyn.plants.excitation_from_output`][] (muscle excitations, `"excitation"`);
     4. plant: `n_substeps` explicit steps of `dt / n_substeps` with $c_t$ held
-       (SPEC §3.4b §5: "the RNN may step at 10 ms with 5 held-input substeps");
+       (e.g. the network at 10 ms with 5 held-input substeps of a 2 ms arm);
     5. output $y_t$ = (hand position, hand velocity) of the new plant state
-       (SPEC §3.4: "the loss uses the hand state after the step"), `[4]` in m and m/s.
+       (as in the authors' code, the loss uses the hand state after the step), `[4]` in m and
+       m/s.
 
     The carry is a [`neurodyn.tasks.ClosedLoopState`][] `(network, plant, feedback_buffer)`.
     The buffer starts filled with the feedback of the initial plant state (the arm has been
     at rest there). Noise — the network's own and the sensory noise — is drawn in
-    `sample_noise`, outside the differentiated step, as the contract requires (SPEC §2.4).
-    Only the network is trained; the plant has no trained parameters.
+    `sample_noise`, outside the differentiated step, as the contract requires (noise is shared
+    by all tangents; docs/concepts/sofo.md). Only the network is trained; the plant has no
+    trained parameters.
 
     **Arguments:**
 
@@ -135,7 +138,7 @@ class ClosedLoop(AbstractRecurrentModel):
     - `feedback`: names among `FEEDBACK_CHANNELS` (`"joint_angles"`, `"joint_velocities"`,
       `"hand_position"`, `"hand_velocity"`, `"muscle_activations"` — the last for a
       `MuscleArm` only), in the order they enter the network. Default: joint angles and
-      velocities (SPEC §3.4). The reach target is a *task input* (SPEC §3.5/§3.6), not a
+      velocities (as in the authors' code). The reach target is a *task input* (as there), not a
       feedback signal, so that it can disappear at the go cue.
     - `feedback_delay`: D, in network steps (≥ 0): one delay for every signal, or one per
       signal (a sequence in the order of `feedback`, or a mapping signal name → steps, absent
@@ -148,7 +151,7 @@ class ClosedLoop(AbstractRecurrentModel):
     - `control_map`: `"identity"` or `"excitation"`; `None` picks `"excitation"` for a
       `MuscleArm` and `"identity"` otherwise.
     - `initial_posture`: joint angles (rad) of the plant at the start of a trial (default: the
-      plant's rest posture, θ = (20°, 140°), SPEC §3.4).
+      plant's rest posture, θ = (20°, 140°) for the arms).
     - `perturbation_inputs`: names among `PERTURBATION_INPUTS` (`"curl"`, `"hand_force"`): per-
       step inputs that follow the task inputs in `u` and act on the plant, never on the
       network. With a curl strength b and a hand force F_ext, every plant substep applies the

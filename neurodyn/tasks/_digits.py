@@ -1,4 +1,7 @@
-r"""Handwritten digits with an MLP: the feedforward sanity check of SPEC §3.8.
+r"""Handwritten digits with an MLP: a feedforward sanity check.
+
+The authors' code for Yu et al. (2024) checks SOFO on MNIST with a 784-100-10 MLP
+(`jax/mnist.py`); this task repeats that check.
 
 By default scikit-learn's bundled 8×8 digits (`sklearn.datasets.load_digits`: 1797 images,
 shipped with scikit-learn, nothing downloaded); with `path=` the same task reads MNIST from
@@ -48,7 +51,7 @@ _HYPERPARAMETERS = {
         },
     },
     "paper": {
-        # SPEC §3.8 [REPO jax/mnist.py]: B = 512, K = 512, λ = 1e-7, SGD lr 0.8 with momentum
+        # The authors' `jax/mnist.py`: B = 512, K = 512, λ = 1e-7, SGD lr 0.8 with momentum
         # 0.9 and weight decay 1e-5, 5000 iterations (the CE GGN there is the consistent one).
         "sofo": {
             "n_iters": 5000,
@@ -174,10 +177,10 @@ def _forward(model, x):
 
 @register("digits")
 class DigitsTask(AbstractTask):
-    r"""Digit classification with an MLP (feedforward; SPEC §3.8).
+    r"""Digit classification with an MLP (feedforward; the authors' MNIST check).
 
     **Data.** scikit-learn's 8×8 digits (64 pixels ÷ 16, 10 classes), a fixed stratified
-    split with `test_fraction` = 0.25 and `split_seed` = 0 ([PROPOSED]: 1347 train / 450
+    split with `test_fraction` = 0.25 and `split_seed` = 0 (our choice: 1347 train / 450
     test); or, with `path=`, MNIST read from local IDX files or an `.npz`
     ([`load_mnist`][]; 784 pixels ÷ 255, the standard 60k/10k split).
 
@@ -185,12 +188,12 @@ class DigitsTask(AbstractTask):
     `weights` `None`, `metadata`: `index` (int32 `[B]`, rows of the training set). Batches
     are drawn uniformly with replacement from the training set (jittable).
 
-    **Loss.** Softmax cross-entropy, mean over the batch (closed-form GGN, SPEC §2.5).
+    **Loss.** Softmax cross-entropy, mean over the batch (closed-form GGN, docs/concepts/sofo.md).
     `problem` is a `neurodyn.optim.FeedforwardProblem` and `recurrent = False`.
 
     **Metrics.** `test_accuracy`, `train_accuracy`, `test_loss`.
 
-    **Default network.** `neurodyn.models.MLP` n_pixels-100-10 with ReLU (SPEC §3.8's
+    **Default network.** `neurodyn.models.MLP` n_pixels-100-10 with ReLU (the authors'
     784-100-10 for MNIST; the same hidden width for the 8×8 digits).
 
     **Arguments:** `path` (MNIST location or `None`), `test_fraction`, `split_seed`,
@@ -209,7 +212,7 @@ class DigitsTask(AbstractTask):
 
     name: ClassVar[str] = "digits"
     description: ClassVar[str] = (
-        "Digit classification with an MLP: sklearn 8x8 digits, or local MNIST (SPEC §3.8)."
+        "Digit classification with an MLP: sklearn 8x8 digits, or local MNIST (Yu et al. 2024)."
     )
     recurrent: ClassVar[bool] = False
 
@@ -243,7 +246,7 @@ class DigitsTask(AbstractTask):
 
     @classmethod
     def from_size(cls, size: str = "cpu", **overrides) -> DigitsTask:
-        """The same data at both sizes; `"paper"` carries SPEC §3.8's MNIST settings."""
+        """The same data at both sizes; `"paper"` carries the authors' MNIST settings."""
         check_size(size)
         return cls(**{"size": size, **overrides})
 
@@ -289,17 +292,18 @@ class DigitsTask(AbstractTask):
         }
 
     def default_model(self, *, key):
-        """`MLP(n_pixels, 10, hidden_sizes)` with ReLU (SPEC §3.8)."""
+        """`MLP(n_pixels, 10, hidden_sizes)` with ReLU (the authors' MNIST network)."""
         from ..models import MLP
 
         return MLP(self.n_inputs, self.n_classes, self.hidden_sizes, key=key)
 
     def success_criterion(self) -> tuple[str, float, str]:
-        """Test accuracy ≥ 0.95 (issue 4's target) [PROPOSED]."""
+        """Test accuracy ≥ 0.95 (issue 4's target; our choice)."""
         return ("test_accuracy", 0.95, "above")
 
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]:
-        """Recommended settings for `optimizer` at this task's size (SPEC §3.8; CPU: tuned)."""
+        """Recommended settings for `optimizer` at this task's size (paper: the authors'
+        `jax/mnist.py`; CPU: tuned)."""
         return select_hyperparameters(_HYPERPARAMETERS, self.size, optimizer, self.name)
 
 

@@ -1,4 +1,4 @@
-r"""The memory-guided double reach (SPEC §3.6), on the machinery of `_reach.py`."""
+r"""The paper's memory-guided double reach (Yu et al. 2024), on the machinery of `_reach.py`."""
 
 from __future__ import annotations
 
@@ -26,21 +26,24 @@ from ._reach_recipes import DOUBLE_REACH_HYPERPARAMETERS
 
 @register("double-reach")
 class DoubleReachTask(AbstractReachTask):
-    r"""Memory-guided double reach with a biomechanical arm (SPEC §3.6; arm SPEC §3.4).
+    r"""Memory-guided double reach with a biomechanical arm (the paper's double-reach task).
 
-    **Trial** (T_tot = 2 s, no idle period; SPEC §3.6). Both targets are shown from the
-    start during a preparation period ~ U(0.2, 0.6) s with the input
-    [1, 1, target 1, target 2]; at go cue 1 the input becomes [0, 1, 0, 0, 0, 0]; go cue 2
-    follows `inter_go` = 0.7 s later and every input drops to 0. Targets 1 and 2 are drawn
-    independently from the distribution of SPEC §3.4 (as in [`neurodyn.tasks.ReachTask`][],
-    unreachable ones redrawn by default), both about the central spot.
+    The "difficult double-reaching motor task" of Yu et al. (2024), with the trial structure of
+    the authors' code and the arm of [`neurodyn.tasks.ReachTask`][].
 
-    **Loss** (SPEC §3.6): the weighted squared error of SPEC §3.4 with, per output step t:
-    t < go1: target = centre, weight 1; go1 + m < t ≤ go2: target 1, weight 4 (m = 0.6 s:
-    this window is `inter_go − movement_time` = 0.1 s long — **50 steps at 2 ms**, 10 at
-    10 ms; kept as the task, SPEC §7.6); t > go2 + m: target 2, weight 4; elsewhere weight 0.
-    Velocity target 0 wherever the weight is positive. Scale 10/T, summed over time, mean over
-    the batch.
+    **Trial** (T_tot = 2 s, no idle period). Both targets are shown from the start during a
+    preparation period ~ U(0.2, 0.6) s with the input [1, 1, target 1, target 2]; at go cue 1
+    the input becomes [0, 1, 0, 0, 0, 0]; go cue 2 follows `inter_go` = 0.7 s later and every
+    input drops to 0. Targets 1 and 2 are drawn independently from the reference code's
+    distribution (as in [`neurodyn.tasks.ReachTask`][], unreachable ones redrawn by default),
+    both about the central spot.
+
+    **Loss** (as in the authors' code): the weighted squared error of the single reach with,
+    per output step t: t < go1: target = centre, weight 1; go1 + m < t ≤ go2: target 1, weight 4
+    (m = 0.6 s: this window is `inter_go − movement_time` = 0.1 s long — **50 steps at 2 ms**,
+    10 at 10 ms; a quirk of the authors' reference code, kept as the task); t > go2 + m: target
+    2, weight 4; elsewhere weight 0. Velocity target 0 wherever the weight is positive. Scale
+    10/T, summed over time, mean over the batch.
 
     **Batch.** `inputs` `[B, T, 6]`; `targets` `[B, T, 4]`; `weights` `[B, T, 1]`;
     `metadata`: `angle1`, `angle2` (rad), `radius1`, `radius2` (m), `target1`, `target2`
@@ -49,7 +52,7 @@ class DoubleReachTask(AbstractReachTask):
     `target_onset` (0), `go_cue1`, `go_cue2` (int32 steps) and `target_onset_time`,
     `go_cue1_time`, `go_cue2_time` (s).
 
-    **Conditions** [PROPOSED; the reference's evaluation set is NOT FOUND]: every ordered
+    **Conditions** (our choice; the reference's evaluation set is not known): every ordered
     pair of the 8 canonical directions at the first of `eval_radii` (0.2 m) — 64 conditions,
     condition c = 8·i1 + i2 — with the mid-range preparation period (0.4 s).
 
@@ -71,7 +74,7 @@ class DoubleReachTask(AbstractReachTask):
 
     name: ClassVar[str] = "double-reach"
     description: ClassVar[str] = (
-        "memory-guided double reach with a muscle or torque arm in closed loop (SPEC §3.6)."
+        "memory-guided double reach with a muscle or torque arm in closed loop (Yu et al. 2024)."
     )
     n_task_inputs: ClassVar[int] = 6
 
@@ -93,13 +96,13 @@ class DoubleReachTask(AbstractReachTask):
 
     @classmethod
     def from_size(cls, size: str = "cpu", **overrides) -> DoubleReachTask:
-        """`"cpu"`: 10 ms network steps × 5 arm substeps; `"paper"`: 2 ms (SPEC §3.4)."""
+        """`"cpu"`: 10 ms network steps × 5 arm substeps; `"paper"`: 2 ms (the reference's)."""
         check_size(size)
         return cls(**{**_size_defaults(size), **overrides})
 
     @property
     def inter_go_steps(self) -> int:
-        """Steps from go cue 1 to go cue 2 (SPEC: 0.7 s)."""
+        """Steps from go cue 1 to go cue 2 (reference: 0.7 s)."""
         return steps_of(self.inter_go, self.network_dt, "inter_go")
 
     # ---------------------------------------------------------------- trials
@@ -247,8 +250,8 @@ class DoubleReachTask(AbstractReachTask):
         return self.metrics_from_outputs(outputs, batch)
 
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]:
-        """Recommended settings for `optimizer` at this size (paper: SPEC §3.6 / §4; CPU:
-        tuned here, [PROPOSED])."""
+        """Recommended settings for `optimizer` at this size (paper: the authors' code; CPU:
+        tuned here; see docs/concepts/sofo-conventions.md)."""
         return select_hyperparameters(
             DOUBLE_REACH_HYPERPARAMETERS[self.plant], self.size, optimizer, self.name
         )

@@ -1,6 +1,7 @@
 r"""The N-bit flip-flop: remember the sign of the last pulse on each of N independent channels.
 
-SPEC §3.3 (generator of [REPO@c5d617e `bit_flipflop_common.ml`]; Sussillo & Barak 2013 [LIT]).
+After Sussillo & Barak (2013), with the generator of the authors' code for Yu et al. (2024)
+(`bit_flipflop_common.ml` at c5d617e).
 """
 
 from __future__ import annotations
@@ -26,12 +27,11 @@ from ._metrics import rollout_outputs
 
 _HYPERPARAMETERS = {
     "cpu": {
-        # N = 64 at this size. λ = 1e-5 (the reference's, SPEC §3.3) matters: with λ = 1e-3
-        # SOFO plateaued at ≈ 92 % (MSE 0.30) after 700 iterations, with λ = 1e-5 it reaches
-        # 99.5 % (MSE 0.056); η = 1 diverged and η = 0.5–0.7 blew up early, η = 0.3 is
-        # stable (benchmarks/results/task_results.md).
-        # issue 18: η = 0.3 blew up on some seeds; η = 0.1 for 1000 iterations: 99.48 / 98.93 /
-        # 99.60 % on seeds 0 / 1 / 2, no blow-up (η = 0.03: 98.28 % after 700, seed 0);
+        # N = 64 at this size. λ = 1e-5 (the reference's) matters: with λ = 1e-3 SOFO
+        # plateaued well below the success level, with λ = 1e-5 it passes it; η = 1 diverged
+        # and η = 0.5–0.7 blew up early, η = 0.3 is stable (benchmarks/results/task_results.md).
+        # issue 18: η = 0.3 blew up on some seeds; η = 0.1 for 1000 iterations did not blow up
+        # on any seed tried (η = 0.03 was slower); the numbers are in
         # benchmarks/results/sofo_sweep.md. Converted references: 0.033 and 1.33.
         "sofo": {
             "n_iters": 1000,
@@ -50,7 +50,7 @@ _HYPERPARAMETERS = {
         },
     },
     "paper": {
-        # SPEC §3.3 / §4 [REPO@3c62b01/HEAD]: K = 128, B = 32, η = 1.0, λ = 1e-5, 2e4–1e5
+        # The authors' reference code (3c62b01 to HEAD): K = 128, B = 32, η = 1.0, λ = 1e-5, 2e4–1e5
         # iterations; Adam lr 1e-4. (With relative damping the direction does not depend on
         # the loss's scale, so summing or averaging over time leaves η unchanged.)
         "sofo": {
@@ -83,7 +83,7 @@ def sample_flipflop_trials(
     refractory: int = 11,
     dtype=None,
 ) -> dict[str, jax.Array]:
-    r"""Pulses and targets of `batch_size` flip-flop trials (SPEC §3.3), jittable.
+    r"""Pulses and targets of `batch_size` flip-flop trials, jittable.
 
     Every bit is independent. A pulse can begin at step t only when at least
     `pulse_duration + refractory + 1` = 15 steps have passed since the previous onset (at the
@@ -193,7 +193,7 @@ class AbstractFlipFlopTask(AbstractTask):
 
 @register("flipflop")
 class FlipFlopTask(AbstractFlipFlopTask):
-    r"""N-bit flip-flop (SPEC §3.3).
+    r"""N-bit flip-flop (Sussillo & Barak 2013; the generator of the authors' code).
 
     **Trial.** T = 200 steps, `n_bits` = 3 independent channels. On each channel ±1 pulses
     of 3 steps arrive at random (probability p = 0.02 per step once at least 15 steps have
@@ -205,10 +205,10 @@ class FlipFlopTask(AbstractFlipFlopTask):
     `weights` `None`; `metadata`: `onset` (bool `[B, T, n_bits]`, pulse onsets: the task's
     event times), `n_pulses` (int32 `[B, n_bits]`).
 
-    **Loss.** MSE of the outputs against the targets at every step, mean over the batch and
-    the bits, averaged over time (scale 1/T). SPEC §3.3 sums over time; with relative damping
-    the SOFO direction does not depend on the loss's scale, and the mean keeps the logged
-    loss equal to the MSE metric.
+    **Loss.** MSE of the outputs against the targets at every step, mean over the batch and the
+    bits, averaged over time (scale 1/T). Earlier reference code sums over time; with relative
+    damping the SOFO direction does not depend on the loss's scale, and the mean keeps the
+    logged loss equal to the MSE metric.
 
     **Metrics.** `mse` (mean over trials, steps and bits); `percent_correct`: the percentage
     of bit-steps *with a non-zero target* where the output has the target's sign
@@ -220,33 +220,37 @@ class FlipFlopTask(AbstractFlipFlopTask):
     `percent_trials_correct`: trials where every scored bit-step of `percent_correct` is
     correct.
 
-    **Arguments:** `n_bits` (≥ 1, 3 by default; SPEC §3.3), `n_steps` (T = 200),
+    **Arguments:** `n_bits` (≥ 1, 3 by default, as in the reference), `n_steps` (T = 200),
     `pulse_prob` (0.02), `pulse_duration` (3), `refractory` (11), `n_neurons` (of the default
-    network: 128, SPEC §3.3; `nd.tasks.get("flipflop")` at the CPU size uses 64), `size`.
+    network: 128, as in the reference; `nd.tasks.get("flipflop")` at the CPU size uses 64),
+    `size`.
     """
 
     name: ClassVar[str] = "flipflop"
-    description: ClassVar[str] = "N-bit flip-flop: hold the sign of the last pulse (SPEC §3.3)."
+    description: ClassVar[str] = (
+        "N-bit flip-flop: hold the sign of the last pulse (Sussillo & Barak 2013)."
+    )
 
     @classmethod
     def from_size(cls, size: str = "cpu", **overrides) -> FlipFlopTask:
-        """The same trials at both sizes (SPEC §3.3); the default network has N = 64 units at
-        `"cpu"` ([PROPOSED], 4× cheaper per iteration) and SPEC's N = 128 at `"paper"`."""
+        """The same trials at both sizes; the default network has N = 64 units at `"cpu"` (our
+        choice, 4× cheaper per iteration) and the reference's N = 128 at `"paper"`."""
         check_size(size)
         defaults = {"size": size, "n_neurons": 64 if size == "cpu" else 128}
         return cls(**{**defaults, **overrides})
 
     def default_model(self, *, key):
-        """The small trained network of SPEC §3.3 (N = `n_neurons` ReLU units, τ = 10 steps,
+        """The authors' small trained network (N = `n_neurons` ReLU units, τ = 10 steps,
         output feedback through fixed F)."""
         return _default_flipflop_network(self.n_bits, self.n_neurons, key)
 
     def success_criterion(self) -> tuple[str, float, str]:
-        """At least 99 % of the bit-steps correct (issue 4's target) [PROPOSED]."""
+        """At least 99 % of the bit-steps correct (issue 4's target; our choice)."""
         return ("percent_correct", 99.0, "above")
 
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]:
-        """Recommended settings for `optimizer` at this task's size (SPEC §4; CPU: tuned)."""
+        """Recommended settings for `optimizer` at this task's size (paper: the authors' code;
+        CPU: tuned; see docs/concepts/sofo-conventions.md)."""
         return select_hyperparameters(_HYPERPARAMETERS, self.size, optimizer, self.name)
 
 

@@ -1,6 +1,7 @@
 r"""Scalar Kalman filters with context resets: the baselines of the adaptive Kalman task.
 
-SPEC §3.2. Within a context with parameters (τ, b, β) the latent follows
+The paper's Kalman-filter task (Yu et al. 2024): within a context with parameters (τ, b, β)
+the latent follows
 
 $$x_{t+1} = a\,x_t + b/\tau + \sigma_\varepsilon\varepsilon_t,\qquad a = 1 - 1/\tau,
 \qquad \sigma_\varepsilon^2 = \sigma^2(2/\tau - 1/\tau^2),$$
@@ -9,7 +10,7 @@ and is observed as $y_t = x_t + \beta\nu_t$. At a context switch the latent is r
 new context's stationary law, $x \sim \mathcal N(b, \sigma^2)$, so a filter that knows the
 switch times restarts from that prior. [`scalar_kalman_filter`][] is the textbook predict /
 update recursion for one trial with per-step (possibly switching) parameters; the two
-baselines of SPEC §3.2 only differ in which parameters they are given.
+baselines of the authors' reference code only differ in which parameters they are given.
 """
 
 from __future__ import annotations
@@ -59,12 +60,12 @@ def scalar_kalman_filter(
 
 
 def process_noise_variance(tau, sigma: float = 1.0):
-    """σ_ε² = σ²(2/τ − 1/τ²): makes the stationary variance of x exactly σ² (SPEC §3.2)."""
+    """σ_ε² = σ²(2/τ − 1/τ²): makes the stationary variance of x exactly σ²."""
     return sigma**2 * (2.0 / tau - 1.0 / tau**2)
 
 
 def oracle_filter(y, tau, bias, beta, switch, sigma: float = 1.0):
-    """The oracle filter of SPEC §3.2: true (τ, b, β) and true switch times, for one trial.
+    """The oracle filter: true (τ, b, β) and true switch times, for one trial.
 
     Arguments are `[T]` arrays of the per-step context parameters (`switch[t]` true where a
     context begins, including t = 0). Returns the filtered means `[T]`.
@@ -84,16 +85,16 @@ def oracle_filter(y, tau, bias, beta, switch, sigma: float = 1.0):
 
 
 def random_parameter_filter(y, tau, bias, switch, tau_random, beta_random, sigma: float = 1.0):
-    """The "random-parameter" baseline of SPEC §3.2, **with the reference's mixing quirk**.
+    """The "random-parameter" baseline, **with the reference's mixing quirk**.
 
-    SPEC §7.8: the reference filter uses the *true* τ in the transition coefficient
-    a = 1 − 1/τ but a τ̃ drawn from the prior in the drift b/τ̃ and the process noise
-    σ²(2/τ̃ − 1/τ̃²), and a β̃ drawn from the prior for the observation noise; b and the switch
-    times are the true ones. `tau_random`, `beta_random`: `[T]`. How often the reference
-    redraws τ̃, β̃ is [NOT FOUND]; drawing them afresh at every step reproduces its published
+    A quirk of the authors' reference code: its filter uses the *true* τ in the transition
+    coefficient a = 1 − 1/τ but a τ̃ drawn from the prior in the drift b/τ̃ and the process
+    noise σ²(2/τ̃ − 1/τ̃²), and a β̃ drawn from the prior for the observation noise; b and the
+    switch times are the true ones. `tau_random`, `beta_random`: `[T]`. How often the reference
+    redraws τ̃, β̃ is not known; drawing them afresh at every step reproduces its published
     anchor (MSE 1.3613 at T = 5000): 1.364 ± 0.004 over 6 × 400 trials here, against
-    1.348 ± 0.008 when they are drawn once per context, so [`KalmanTask.baselines`][] draws
-    them per step. [`consistent_random_filter`][] is the clean version.
+    1.348 ± 0.008 when they are drawn once per context, so [`KalmanTask.baselines`][] draws them
+    per step. [`consistent_random_filter`][] is the clean version.
     """
     a = 1.0 - 1.0 / tau
     mean, _ = scalar_kalman_filter(
@@ -112,7 +113,7 @@ def random_parameter_filter(y, tau, bias, switch, tau_random, beta_random, sigma
 def consistent_random_filter(y, bias, switch, tau_random, beta_random, sigma: float = 1.0):
     """A Kalman filter that uses τ̃, β̃ drawn from the prior everywhere (true b and switches).
 
-    The clean counterpart of [`random_parameter_filter`][] ([PROPOSED], SPEC §7.8): a filter
+    The clean counterpart of [`random_parameter_filter`][] (ours, without the quirk): a filter
     that guesses the context's τ̃, β̃ from the prior once per context (`tau_random`,
     `beta_random` constant within a context), MSE ≈ 0.95.
     """

@@ -1,8 +1,8 @@
 r"""Learning the Lorenz attractor from sparse supervision (paper §4.1).
 
-SPEC §3.1. An autonomous recurrent map starts on a point of the (z-scored) Lorenz attractor and
-only its state after `horizon` = 32 steps is compared with the true system's; a good map then
-reproduces the attractor in long free rollouts.
+The paper's Lorenz task (Yu et al. 2024). An autonomous recurrent map starts on a point of the
+(z-scored) Lorenz attractor and only its state after `horizon` = 32 steps is compared with the
+true system's; a good map then reproduces the attractor in long free rollouts.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from ._metrics import ks_statistic, load_eval_set, local_maxima, r_squared, roll
 _HYPERPARAMETERS = {
     # CPU: B = 64, K = 64 (8× cheaper per iteration than the paper's 256/128). η = 0.02 (issue
     # 18, benchmarks/results/sofo_sweep.md): the converted references are 0.0033 and 0.1
-    # (docs/concepts/sofo-conventions.md); η = 0.2 blew up (loss ×1e3 to ×1e19 in the first
-    # iterations); η = 0.02 reached test MSE 0.026 / 0.066 / 0.060 on seeds 0 / 1 / 2.
+    # (docs/concepts/sofo-conventions.md); η = 0.2 blew up in the first iterations; η = 0.02
+    # reached the success level on every seed tried (the sweep's numbers are in that file).
     "cpu": {
         "sofo": {
             "n_iters": 2000,
@@ -42,9 +42,8 @@ _HYPERPARAMETERS = {
             "n_tangents": 64,
             "damping": 1e-5,
         },
-        # [PROPOSED] Adam lr 3e-4: after the Adam fix of 2026-11-27, 1e-3 and 3e-3 diverge
-        # (test MSE 4e4 and 3e20; 3e-4: 0.003; seed 0, 22 s on one core,
-        # benchmarks/time_to_solution.py).
+        # Adam lr 3e-4 (our choice): after the Adam fix of 2026-11-27, 1e-3 and 3e-3 diverge
+        # (benchmarks/time_to_solution.py; results in benchmarks/results/time_to_solution.md).
         "adam": {"n_iters": 10000, "batch_size": 64, "learning_rate": 3e-4},
         "fgd": {"n_iters": 10000, "batch_size": 64, "learning_rate": 1e-5, "n_tangents": 64},
         "first-order-sofo": {
@@ -55,10 +54,11 @@ _HYPERPARAMETERS = {
         },
     },
     "paper": {
-        # SPEC §3.1 / §4: K = 128, B = 256, λ = 1e-5 [REPO@fc267b5, sofo-raven]; 10k iterations
-        # (sofo-raven; the paper-era code ran ≈ 27k). The reference learning rates (0.01 in the
-        # OCaml-2024 GGN convention, 0.3 in sofo-raven's) depend on GGN and loss conventions
-        # that cannot all be pinned down (SPEC §2.7), so η is the value tuned here with the
+        # The authors' reference code (fc267b5) and the lab's sofo-raven re-implementation:
+        # K = 128, B = 256, λ = 1e-5; 10k iterations (sofo-raven; the paper-era code ran ≈ 27k).
+        # The reference learning rates (0.01 in the OCaml-2024 GGN convention, 0.3 in
+        # sofo-raven's) depend on GGN and loss conventions that cannot all be pinned down
+        # (docs/concepts/sofo-conventions.md), so η is the value tuned here with the
         # consistent GGN. Adam: lr 2e-4 (sofo-raven).
         "sofo": {
             "n_iters": 10000,
@@ -80,7 +80,7 @@ _HYPERPARAMETERS = {
 
 
 def lorenz_vector_field(t, y, args):
-    """ẋ = σ(y − x), ẏ = x(ρ − z) − y, ż = xy − βz (SPEC §3.1); `args` = (σ, ρ, β)."""
+    """ẋ = σ(y − x), ẏ = x(ρ − z) − y, ż = xy − βz (Lorenz 1963); `args` = (σ, ρ, β)."""
     del t
     sigma, rho, beta = args
     return jnp.stack([sigma * (y[1] - y[0]), y[0] * (rho - y[2]) - y[1], y[0] * y[1] - beta * y[2]])
@@ -99,7 +99,7 @@ def lorenz_trajectory(
 
     Integrated with diffrax's 8th-order Dormand–Prince (`Dopri8`) under an adaptive step-size
     controller, rtol = atol = 1e-10 in float64 (1e-6 in float32) and sampled every `dt` by the
-    solver's dense output. SPEC §3.1 uses fixed-step RK4 with dt = 0.01; the adaptive solve
+    solver's dense output. The reference code uses fixed-step RK4 with dt = 0.01; the adaptive solve
     samples the same exact flow at the same times, but is accurate to ~1e-9 relative over a
     32-step chunk rather than RK4's ~1e-4, so the targets are the system's and not a
     discretisation's. `t0 > 0` drops a transient. Returns `[n_steps + 1, 3]`; jittable.
@@ -141,10 +141,10 @@ EVAL_TRANSIENT = 10.0
 def make_test_segments(*, key, n_trials: int, n_steps: int, dt=0.01, params=None, dtype=None):
     r"""Independent test segments `[n_trials, n_steps + 1, 3]` (raw coordinates).
 
-    Each starts from y ~ N(0, I) (SPEC §3.1), runs a transient of 10 time units onto the
-    attractor ([PROPOSED]; long enough to forget the start, short enough that a regeneration
-    on another machine agrees to ~1e-12 despite the chaos: errors grow by e^{0.9·10} ≈ 8·10³),
-    then keeps `n_steps` steps of `dt`.
+    Each starts from y ~ N(0, I) (as in the reference code), runs a transient of 10 time units
+    onto the attractor (our choice; long enough to forget the start, short enough that a
+    regeneration on another machine agrees to ~1e-12 despite the chaos: errors grow by
+    e^{0.9·10} ≈ 8·10³), then keeps `n_steps` steps of `dt`.
     """
     dtype = jnp.dtype(dtype) if dtype is not None else jnp.result_type(float)
     params = (10.0, 28.0, 8.0 / 3.0) if params is None else params
@@ -170,42 +170,43 @@ def _load_eval_segments():
 
 @register("lorenz")
 class LorenzTask(AbstractTask):
-    r"""The Lorenz attractor from sparse supervision (SPEC §3.1).
+    r"""The Lorenz attractor from sparse supervision (the paper's Lorenz task, Yu et al. 2024).
 
     **Data.** One long trajectory of the Lorenz system (σ = 10, ρ = 28, β = 8/3) from
     y ~ N(0, I) with seed `data_seed`, after a transient of `transient` = 10 time units
-    ([PROPOSED]; sofo-raven drops 3.2), sampled every dt = 0.01 (SPEC §3.1) for
-    `n_train`·`horizon` steps (3500 chunks' worth, SPEC §3.1), then z-scored per coordinate
+    (our choice; sofo-raven drops 3.2), sampled every dt = 0.01 (as in the reference code) for
+    `n_train`·`horizon` steps (3500 chunks' worth, as there), then z-scored per coordinate
     with its own mean and standard deviation (`mean`, `std`). Integration: see
     [`lorenz_trajectory`][] (adaptive high-accuracy Dopri8 sampled at dt, in place of RK4).
 
-    **Trial.** A window of the training trajectory starting at a random step (any offset:
-    [PROPOSED], the reference takes aligned 33-point chunks; random offsets give more distinct
+    **Trial.** A window of the training trajectory starting at a random step (any offset, our
+    choice: the reference takes aligned 33-point chunks; random offsets give more distinct
     trials from the same data). The network's initial state is the window's first point and
     it runs autonomously for T = `n_steps` (default `horizon`) steps; with the default sparse
     supervision only its state after exactly `horizon` steps is compared with the data point
-    `horizon` steps after the initial condition (no off-by-one, SPEC §7.2).
+    `horizon` steps after the initial condition (without the off-by-one of the authors'
+    paper-era code, which compared 32 network steps with the data point 31 steps ahead).
 
     **Batch.** `inputs` `[B, T, 0]` (autonomous); `targets` `[B, T, 3]`: the true z-scored
-    states after 1..T steps; `weights` `[B, T, 1]`: 1 at step `horizon` only (or at every
-    step with `dense=True`, the dense variant of SPEC §3.1); `metadata`: `initial_state`
+    states after 1..T steps; `weights` `[B, T, 1]`: 1 at step `horizon` only (or at every step
+    with `dense=True`, the dense variant of the authors' demos); `metadata`: `initial_state`
     (`[B, 3]`), `start_index` (int32 `[B]`, into the training trajectory), `horizon` (int32
     `[B]`, the supervised step).
 
     **Loss.** Per-trial MSE over the 3 coordinates at the supervised step, mean over the batch
-    (SPEC §3.1); dense: the same at every step, scaled by 1/T.
+    (as in the reference code); dense: the same at every step, scaled by 1/T.
 
-    **Metrics** ([`LorenzTask.evaluate`][], on the fixed test segments shipped with the
-    package, `neurodyn/_data/lorenz_eval.nc`, for the default system and dt): `test_mse`
-    (final-state MSE after `horizon` free steps), `r2` (R² over the
-    first k = min(30, horizon) steps of the free rollout, SPEC §3.1's `r2k`), and a long free
-    rollout (`long_rollout_steps` = 10,000 steps, SPEC §3.1, from 16 test initial conditions,
-    the first 500 steps dropped) compared with the true attractor (the training trajectory):
-    `attractor_mean_error` (largest |mean difference| of a coordinate, in std units),
-    `attractor_std_error` (largest |std ratio − 1|), `zmax_ks` (two-sample Kolmogorov–Smirnov
-    statistic between the successive maxima of z), `rollout_finite`, and `on_attractor` (1.0
-    when the three are below 0.2 [PROPOSED thresholds: two true trajectories of this length
-    score ≈ 0.05], else 0.0).
+    **Metrics** ([`LorenzTask.evaluate`][], on the fixed test segments shipped with the package,
+    `neurodyn/_data/lorenz_eval.nc`, for the default system and dt): `test_mse` (final-state MSE
+    after `horizon` free steps), `r2` (R² over the first k = min(30, horizon) steps of the free
+    rollout, the `r2k` of the authors' JAX demo), and a long free rollout
+    (`long_rollout_steps` = 10,000 steps, as in the reference code, from 16 test initial
+    conditions, the first 500 steps dropped) compared with the true attractor (the training
+    trajectory): `attractor_mean_error` (largest |mean difference| of a coordinate, in std
+    units), `attractor_std_error` (largest |std ratio − 1|), `zmax_ks` (two-sample
+    Kolmogorov–Smirnov statistic between the successive maxima of z), `rollout_finite`, and
+    `on_attractor` (1.0 when the three are below 0.2 (thresholds of our choice: two true
+    trajectories of this length score ≈ 0.05), else 0.0).
 
     **Arguments:** `horizon` (32), `n_steps` (T ≥ horizon; default horizon), `dense`,
     `n_train` (3500), `step_size` (dt = 0.01), `params` ((σ, ρ, β)), `data_seed` (0),
@@ -235,7 +236,7 @@ class LorenzTask(AbstractTask):
 
     name: ClassVar[str] = "lorenz"
     description: ClassVar[str] = (
-        "Lorenz attractor from sparse supervision: only the state after 32 steps (SPEC §3.1)."
+        "Lorenz attractor from sparse supervision: only the state after 32 steps (Yu et al. 2024)."
     )
 
     def __init__(
@@ -292,7 +293,7 @@ class LorenzTask(AbstractTask):
 
     @classmethod
     def from_size(cls, size: str = "cpu", **overrides) -> LorenzTask:
-        """The same data at both sizes (SPEC §3.1); the sizes differ in hyperparameters."""
+        """The same data at both sizes; the sizes differ in hyperparameters."""
         check_size(size)
         return cls(**{"size": size, **overrides})
 
@@ -429,19 +430,19 @@ class LorenzTask(AbstractTask):
     # -- model and hyperparameters ---------------------------------------------------------
 
     def default_model(self, *, key):
-        """The paper's autonomous two-layer map, y ← yA + relu(yC + b)W (SPEC §3.1)."""
+        """The paper's autonomous two-layer map, y ← yA + relu(yC + b)W (Yu et al. 2024)."""
         from ..models import LorenzMap
 
         return LorenzMap(n_state=3, n_hidden=self.n_hidden, key=key)
 
     def success_criterion(self) -> tuple[str, float, str]:
         """Test MSE of the supervised final state ≤ 0.1 (in the task's normalised units)
-        [PROPOSED]: SOFO's CPU default reaches 0.04 in 2000 iterations, Adam 0.25 in the same
-        wall-clock (benchmarks/results/task_results.md)."""
+        (our choice; what the CPU defaults reach is in benchmarks/results/task_results.md)."""
         return ("test_mse", 0.1, "below")
 
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]:
-        """Recommended settings for `optimizer` at this task's size (SPEC §4; CPU: tuned)."""
+        """Recommended settings for `optimizer` at this task's size (paper: the authors' code;
+        CPU: tuned; see docs/concepts/sofo-conventions.md)."""
         return select_hyperparameters(_HYPERPARAMETERS, self.size, optimizer, self.name)
 
 

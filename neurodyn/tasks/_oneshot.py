@@ -1,7 +1,8 @@
 r"""One-shot (meta-learned) classification: learn a new item→label mapping in every trial.
 
-SPEC §3.7 ([REPO@c5d617e `examples/random_class.ml`]), with the reference's target-index bug
-fixed (SPEC §7.3).
+The paper's one-shot classification task (Yu et al. 2024; the authors' code
+`examples/random_class.ml` at c5d617e), with a target-index bug of the authors' reference code
+fixed.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ._metrics import rollout_outputs
 
 _HYPERPARAMETERS = {
     "cpu": {
-        # λ = 1e-5 rather than SPEC's 1e-3: 99.7 % against 91.0 % after 800 iterations
+        # λ = 1e-5 rather than the reference's 1e-3: higher accuracy after 800 iterations
         # (benchmarks/results/task_results.md); η = 0.3 diverged, η = 0.05 was slower.
         "sofo": {
             "n_iters": 800,
@@ -46,9 +47,9 @@ _HYPERPARAMETERS = {
         },
     },
     "paper": {
-        # SPEC §3.7 / §4 [REPO@c5d617e]: B = 256, K = 256, η = 0.1, λ = 1e-3, 1000 iterations
-        # (later runs 1e5–2e5); Adam lr 1e-5. c5d617e is in the "ocaml2024" convention, whose
-        # cross-entropy GGN is the consistent one (factor 1, SPEC §2.7), so η = 0.1 carries
+        # The authors' reference code (c5d617e): B = 256, K = 256, η = 0.1, λ = 1e-3, 1000
+        # iterations (later runs 1e5–2e5); Adam lr 1e-5. c5d617e is in the "ocaml2024"
+        # convention, whose cross-entropy GGN is the consistent one (factor 1), so η = 0.1 carries
         # over; 3c62b01's η = 0.01 ("ocaml2025", factor 2) is 0.005 here
         # (docs/concepts/sofo-conventions.md).
         "sofo": {
@@ -80,14 +81,14 @@ def sample_oneshot_trials(
     noise: float = 0.1,
     dtype=None,
 ) -> dict[str, jax.Array]:
-    r"""Trials of the one-shot task (SPEC §3.7), jittable.
+    r"""Trials of the one-shot task, jittable.
 
     Learn phase (C·`item_steps` steps): item i = 0..C−1 in order, stimulus
     `mean`·onehot(i) + N(0, `noise`²) per dimension (drawn once per presentation, held for its
     steps), label onehot(π(i)) with π a random permutation per trial, cue 1. Exploit phase
     (C·`item_steps` steps): the items in a fresh random order, fresh stimulus noise, no label,
     cue 0. The target at every step is π(item shown); it is scored at the last step of each
-    exploit item (the fixed index of SPEC §7.3).
+    exploit item (the reference code's target index, fixed: see `OneShotTask`).
 
     **Returns:** a dict with `inputs` `[B, T, 2C+1]` (stimulus, label, cue), `targets` (int32
     `[B, T]`, π of the item shown), `weights` (`[B, T]`, 1 at the C query steps),
@@ -126,19 +127,21 @@ def sample_oneshot_trials(
 
 @register("oneshot")
 class OneShotTask(AbstractTask):
-    r"""One-shot classification with a new random item→label mapping per trial (SPEC §3.7).
+    r"""One-shot classification with a new random item→label mapping per trial (Yu et al. 2024).
 
     **Trial** (T = 2·C·`item_steps` steps: 60 for C = 3 and 10 steps per item). Learn
     phase: the C items in order, each for `item_steps` steps, shown with its label π(i) (π a
     random permutation per trial) and cue = 1.
     Exploit phase: the items in a fresh random order, no label, cue = 0; at the last step of
     each item the network must output the label π(item). Stimuli are onehot(item) (μ = 1)
-    plus N(0, σ² = 0.01) noise per dimension, drawn anew for every presentation ([NOT FOUND]
-    whether the reference reuses the learn-phase draw; fresh noise makes the task about the
+    plus N(0, σ² = 0.01) noise per dimension, drawn anew for every presentation (it is not
+    known whether the reference reuses the learn-phase draw; fresh noise makes the task about the
     item's identity rather than its exact pattern).
 
-    **Reference bug fixed** (SPEC §7.3): each query is scored against the label of the item
-    shown at that step (index (t − learn_T − 9)/10), not the previous item's.
+    **Reference bug fixed** (a quirk of the authors' reference code, whose target index
+    trunc((t − learn_T − 10)/10) scores queries 2–C against the previous item's label and never
+    scores the last item): each query is scored against the label of the item shown at that
+    step (index (t − learn_T − 9)/10), not the previous item's.
 
     **Batch.** `inputs` `[B, T, 2C+1]` (stimulus C, label C, cue 1; no bias channel: the
     network has biases); `targets` int32 `[B, T]` (π of the item shown, defined at every
@@ -146,7 +149,7 @@ class OneShotTask(AbstractTask):
     `permutation` (`[B, C]`), `query_items` and `query_steps` (`[B, C]`, the event times).
 
     **Loss.** Softmax cross-entropy at the query steps, mean over the batch, scale 1/C
-    (SPEC §3.7).
+    (as in the reference code).
 
     **Metrics.** `accuracy` (argmax of the logits at the query steps equals the label),
     `chance` (1/C), `loss` (mean cross-entropy per query).
@@ -154,20 +157,21 @@ class OneShotTask(AbstractTask):
     **Arguments:** `n_classes` (C; the constructor's default 5 is the 2025-04 reference's,
     both sizes of `nd.tasks.get` use 3; ≥ 2), `item_steps` (10), `stimulus_mean`
     (μ = 1), `stimulus_noise` (σ = 0.1), `n_latent` (r), `n_hidden` (c'), `logits`
-    (`"linear"`, SPEC §3.7's [PROPOSED] option, by default; `"relu"` is the reference's
+    (`"linear"`, our option, by default; `"relu"` is the reference's
     relu(z O), whose rectified logits cannot push a wrong class below 0), `size`. The
     paper's network has r = 100, c' = 400 (P = 91,500 at C = 3; 92,100 at C = 5).
 
-    **Sizes.** `nd.tasks.get("oneshot", size="paper")` is SPEC §3.7's task with the
-    reference's current class count: C = 3 classes (the reference's value since 2025-09, SPEC
-    §3.7; the paper's own C is [NOT FOUND], the 2025-04 code had C = 5), 10 steps per item
+    **Sizes.** `nd.tasks.get("oneshot", size="paper")` is the reference code's task with its
+    current class count: C = 3 classes (the reference's value since 2025-09; the paper's own C
+    is not known, the 2025-04 code had C = 5), 10 steps per item
     (T = 60), r = 100, c' = 400; `n_classes=5` gives the 2025-04 variant. The CPU size
     (`size="cpu"`, the default of `nd.tasks.get`) is smaller so that SOFO reaches ≥ 90 % in
-    minutes on 2 cores ([PROPOSED]): C = 3 classes, 5 steps per item (T = 30), r = 64,
+    minutes on 2 cores (our choice): C = 3 classes, 5 steps per item (T = 30), r = 64,
     c' = 128 (P ≈ 17k). With C = 5 and 10 steps per item, 400
     SOFO iterations at this size stayed at chance: the bindings must survive 50+ steps of a
     network initialised with A = 0, and the reference trained for 10³–10⁵ iterations. The
-    class constructor's defaults are SPEC's task (C = 5, 10 steps) with the CPU network.
+    class constructor's defaults are the 2025-04 reference task (C = 5, 10 steps) with the CPU
+    network.
     """
 
     n_classes: int = eqx.field(static=True, default=5)
@@ -181,7 +185,7 @@ class OneShotTask(AbstractTask):
 
     name: ClassVar[str] = "oneshot"
     description: ClassVar[str] = (
-        "One-shot classification: bind items to new labels in every trial (SPEC §3.7)."
+        "One-shot classification: bind items to new labels in every trial (Yu et al. 2024)."
     )
 
     def __check_init__(self):
@@ -196,7 +200,7 @@ class OneShotTask(AbstractTask):
     @classmethod
     def from_size(cls, size: str = "cpu", **overrides) -> OneShotTask:
         """C = 3, 5 steps per item, r = 64, c' = 128 at `"cpu"`; C = 3, 10 steps per item,
-        r = 100, c' = 400 at `"paper"` (SPEC §3.7; see the class docstring)."""
+        r = 100, c' = 400 at `"paper"` (the reference code's; see the class docstring)."""
         check_size(size)
         c, steps, r, h = {"cpu": (3, 5, 64, 128), "paper": (3, 10, 100, 400)}[size]
         defaults = {
@@ -233,7 +237,7 @@ class OneShotTask(AbstractTask):
         return cross_entropy(target="target", weight="weight", scale=1.0 / self.n_classes)
 
     def loss(self, y, x) -> jax.Array:
-        """Cross-entropy at one step, weighted by the query mask, scale 1/C (SPEC §3.7)."""
+        """Cross-entropy at one step, weighted by the query mask, scale 1/C."""
         return self.loss_function()(y, x)
 
     def evaluate(self, model, *, key, n_trials: int | None = None) -> dict[str, float]:
@@ -254,17 +258,18 @@ class OneShotTask(AbstractTask):
         }
 
     def default_model(self, *, key):
-        """The paper's two-layer recurrent map (SPEC §3.7) at this task's size."""
+        """The paper's two-layer recurrent map (Yu et al. 2024) at this task's size."""
         return _default_oneshot_network(
             self.n_classes, self.n_latent, self.n_hidden, self.logits, key
         )
 
     def success_criterion(self) -> tuple[str, float, str]:
-        """Query accuracy ≥ 0.9 (issue 4's target) [PROPOSED]."""
+        """Query accuracy ≥ 0.9 (issue 4's target; our choice)."""
         return ("accuracy", 0.9, "above")
 
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]:
-        """Recommended settings for `optimizer` at this task's size (SPEC §4; CPU: tuned)."""
+        """Recommended settings for `optimizer` at this task's size (paper: the authors' code;
+        CPU: tuned; see docs/concepts/sofo-conventions.md)."""
         return select_hyperparameters(_HYPERPARAMETERS, self.size, optimizer, self.name)
 
 

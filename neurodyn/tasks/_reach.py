@@ -1,10 +1,11 @@
-r"""Reaching with a biomechanical arm: the single delayed reach (SPEC §3.5) and what it shares
-with the memory-guided double reach (SPEC §3.6, in `_double_reach.py`).
+r"""Reaching with a biomechanical arm: the single delayed reach and what it shares with the
+memory-guided double reach of Yu et al. (2024) (in `_double_reach.py`).
 
-A motor RNN (SPEC §3.4) drives a two-joint arm — torque-driven (SPEC §3.4) or with six
-Li–Todorov muscles (SPEC §3.4b) — in closed loop ([`neurodyn.tasks.ClosedLoop`][]); the arm's
-joint angles and velocities are fed back. The loss is the weighted squared error of the hand
-position against the target plus the hand velocity against zero (SPEC §3.4 "Loss").
+The paper's motor RNN drives a two-joint arm — torque-driven (Li & Todorov 2004, as in the
+paper) or with six Li–Todorov muscles — in closed loop ([`neurodyn.tasks.ClosedLoop`][]; see
+docs/concepts/closed-loop.md); the arm's joint angles and velocities are fed back. The loss is
+the weighted squared error of the hand position against the target plus the hand velocity
+against zero, as in the authors' code.
 """
 
 from __future__ import annotations
@@ -52,22 +53,22 @@ from ._reach_recipes import (
 )
 
 PLANTS: tuple[str, ...] = ("muscle", "torque")
-"""Plants the reaching tasks accept: `"muscle"` (six-muscle `MuscleArm`, SPEC §3.4b) or
-`"torque"` (torque-driven `TwoJointArm`, SPEC §3.4, the paper's)."""
+"""Plants the reaching tasks accept: `"muscle"` (six-muscle `MuscleArm`, Li & Todorov 2004) or
+`"torque"` (torque-driven `TwoJointArm`, the paper's)."""
 
 TARGET_DISTRIBUTIONS: tuple[str, ...] = ("reachable", "repo")
-"""`"reachable"`: the SPEC §3.4 distribution with targets beyond `reach_fraction`·(l1 + l2)
-redrawn (SPEC §3.4 [PROPOSED]); `"repo"`: the reference distribution as it is."""
+"""`"reachable"`: the reference code's distribution with targets beyond
+`reach_fraction`·(l1 + l2) redrawn (our choice); `"repo"`: the reference distribution as it is."""
 
-N_DIRECTIONS = 8  # SPEC §3.4 "Evaluation": linspace(−36°, 216°, 8)
-# [PROPOSED] Candidates drawn per target for the rejection step: 19.3 % of the SPEC §3.4 draws
+N_DIRECTIONS = 8  # the reference code's evaluation directions: linspace(−36°, 216°, 8)
+# Candidates drawn per target for the rejection step (our choice): 19.3 % of the reference draws
 # lie beyond 0.57 m (Monte Carlo, 10⁶ draws), so all 16 fail with probability ≈ 4e-12; then
 # the first candidate's radius is shrunk onto the reachable disc instead.
 _N_CANDIDATES = 16
 # The perturbation draws' key: fold_in(key, salt) in `sample` (so that the targets and timings
 # are those of the same key without perturbations), PRNGKey(salt) in `conditions`.
 PERTURBATION_KEY_SALT = 23
-# [PROPOSED] Read-out initialisation for the muscle arm: SPEC §3.4's randn·0.1/N is sized for
+# Read-out initialisation for the muscle arm (our choice): the reference randn·0.1/N is sized for
 # torques (N·m). Through the excitation map and LT04's gate A(a, l) ≈ (a/1.18)^2.1, whose
 # slope is 0 at a = 0, it leaves the arm limp and the Jacobian of the hand with respect to the
 # parameters ≈ 0 (top GGN eigenvalue 1e-6 on the first batch): the first Gauss–Newton step,
@@ -258,21 +259,21 @@ class AbstractReachTask(AbstractTask):
 
     @property
     def n_steps(self) -> int:
-        """Network steps per trial: `duration / network_dt` (SPEC: T_tot = 2 s)."""
+        """Network steps per trial: `duration / network_dt` (reference: T_tot = 2 s)."""
         return steps_of(self.duration, self.network_dt, "duration")
 
     @property
     def n_substeps(self) -> int:
-        """Arm steps per network step: `network_dt / arm_dt` (SPEC §3.4b §5)."""
+        """Arm steps per network step: `network_dt / arm_dt` (held-input substeps)."""
         return steps_of(self.network_dt, self.arm_dt, "network_dt")
 
     @property
     def movement_steps(self) -> int:
-        """m = `movement_time / network_dt`: the unscored movement window (SPEC: 0.6 s)."""
+        """m = `movement_time / network_dt`: the unscored movement window (reference: 0.6 s)."""
         return steps_of(self.movement_time, self.network_dt, "movement_time")
 
     def make_plant(self):
-        """The arm: `MuscleArm()` (SPEC §3.4b preset) or `TwoJointArm()` (SPEC §3.4)."""
+        """The arm: `MuscleArm()` (Li–Todorov preset) or `TwoJointArm()` (the paper's arm)."""
         return MuscleArm() if self.plant == "muscle" else TwoJointArm()
 
     @property
@@ -282,7 +283,7 @@ class AbstractReachTask(AbstractTask):
 
     @property
     def center(self) -> np.ndarray:
-        """The central spot: the hand at the rest posture, (0, 0.2052) m (SPEC §3.4)."""
+        """The central spot: the hand at the rest posture, (0, 0.2052) m."""
         arm = self._skeleton
         t1, t12 = arm.rest_posture[0], arm.rest_posture[0] + arm.rest_posture[1]
         return np.array(
@@ -315,7 +316,7 @@ class AbstractReachTask(AbstractTask):
         return (lo - margin, hi + margin)
 
     def directions(self) -> np.ndarray:
-        """The 8 canonical directions (rad): linspace(−36°, 216°, 8) (SPEC §3.4)."""
+        """The 8 canonical directions (rad): linspace(−36°, 216°, 8) (reference code)."""
         return np.deg2rad(np.linspace(*self.angle_range, N_DIRECTIONS))
 
     # ---------------------------------------------------------------- sampling
@@ -324,7 +325,7 @@ class AbstractReachTask(AbstractTask):
         return jnp.result_type(float)
 
     def sample_targets(self, key, n: int) -> tuple[jax.Array, jax.Array]:
-        """`n` target angles (rad) and radii (m) about the centre (SPEC §3.4 "Targets").
+        """`n` target angles (rad) and radii (m) about the centre.
 
         φ ~ U(angle_range) = U(−36°, 216°) (widened by `angle_margin` on each side, 0° by
         default), r ~ U(radius_range) = U(0.2, 0.5) m (widened by `radius_margin` on each
@@ -369,12 +370,12 @@ class AbstractReachTask(AbstractTask):
     # ---------------------------------------------------------------- model and loss
 
     def default_model(self, *, key) -> ClosedLoop:
-        """The motor RNN of SPEC §3.4 (N = `n_neurons` = 64 ReLU units, τ = 20 ms,
+        """The authors' motor RNN (N = `n_neurons` = 64 ReLU units, τ = 20 ms,
         multiplicative rate noise σ_n = 0.2·√(τ/dt), learnt initial state) stepping every
         `network_dt`, in closed loop with the arm (`n_substeps` arm steps of `arm_dt` per
         network step); feedback: the `feedback` signals, delayed by `feedback_delay` s.
         With the muscle arm the read-out starts `MUSCLE_READOUT_INIT_SCALE` (100) times
-        larger than SPEC's torque read-out, randn·10/N (see that constant)."""
+        larger than the reference torque read-out, randn·10/N (see that constant)."""
         plant = self.make_plant()
         n_feedback = sum(FEEDBACK_CHANNELS[name] for name in self.feedback)
         network = motor_rnn(
@@ -511,7 +512,7 @@ class AbstractReachTask(AbstractTask):
     def loss_function(self):
         """Weighted squared error of (hand position, hand velocity) against (target, 0),
         summed over the 4 outputs, scaled by s = 10/T (T in network steps), summed over time
-        and averaged over the batch (SPEC §3.4 "Loss": s = 10/T_tot = 0.01 at 2 ms)."""
+        and averaged over the batch (the reference code's s = 10/T_tot = 0.01 at 2 ms)."""
         return mse(target="target", weight="weight", scale=10.0 / self.n_steps, reduction="sum")
 
     def loss(self, y, x) -> jax.Array:
@@ -588,22 +589,22 @@ EVAL_REPEATS = 16
 
 @register("reach")
 class ReachTask(AbstractReachTask):
-    r"""Single delayed reach with a biomechanical arm (SPEC §3.5; arm and network SPEC §3.4).
+    r"""Single delayed reach with the paper's arm and motor RNN (Yu et al. 2024's reference code).
 
-    **Trial** (T_tot = `duration` = 2 s; SPEC §3.5). An idle period ~ U(0.1, 0.5) s with the
+    **Trial** (T_tot = `duration` = 2 s). An idle period ~ U(0.1, 0.5) s with the
     input [1, centre]; the target appears (`target_onset`) and a preparation period
     ~ U(0.2, 0.8) s follows with the input [1, target]; at the go cue every input drops to 0
     (the target disappears and must be remembered). Durations are drawn as whole network
     steps, uniform on [round(lo/dt), round(hi/dt)]. The centre is the hand at the rest
     posture θ = (20°, 140°), (0, 0.2052) m; targets are centre + r(cos φ, sin φ) with
-    φ ~ U(−36°, 216°), r ~ U(0.2, 0.5) m (SPEC §3.4).
+    φ ~ U(−36°, 216°), r ~ U(0.2, 0.5) m (the reference code's distribution).
 
     **Unreachable targets.** With l1 + l2 = 0.6 m, upward targets with r ≳ 0.37 m lie
-    beyond the arm (SPEC §3.4 "Caution"). By default (`target_distribution="reachable"`)
-    targets farther than 0.95·(l1 + l2) = 0.57 m from the shoulder are redrawn, as SPEC §3.4
-    proposes; `target_distribution="repo"` keeps the reference distribution.
+    beyond the arm. By default (`target_distribution="reachable"`, our choice) targets
+    farther than 0.95·(l1 + l2) = 0.57 m from the shoulder are redrawn;
+    `target_distribution="repo"` keeps the reference distribution.
 
-    **Loss** (SPEC §3.4, §3.5): squared error of the hand position against the target and
+    **Loss** (as in the authors' code): squared error of the hand position against the target and
     of the hand velocity against 0, per output step t (the hand *after* network step t):
     before the go cue target = centre, weight 1; from the go cue to go + 0.6 s
     (t ∈ [go, go + m], m = 0.6 s / dt) weight 0 (free movement); after that
@@ -617,74 +618,73 @@ class ReachTask(AbstractReachTask):
     targets), `condition` (int32 index into `conditions()`, −1 for training trials),
     `target_onset`, `go_cue` (int32 steps) and `target_onset_time`, `go_cue_time` (s).
 
-    **Plant.** `plant="torque"` (default; the paper's arm, SPEC §3.4) or `"muscle"` (the
-    six-muscle Li–Todorov arm of SPEC §3.4b, excitations = `excitation_from_output` of the
-    6 network outputs). SPEC "Decisions" makes the muscle arm the default only if it trains
-    within the CPU budget; it does not, for two measured reasons
+    **Plant.** `plant="torque"` (default; the paper's arm) or `"muscle"` (the six-muscle
+    Li–Todorov arm, Li & Todorov 2004, excitations = `excitation_from_output` of the 6 network
+    outputs). We make the muscle arm the default only if it trains within the CPU budget; it
+    does not, for two measured reasons
     (`benchmarks/results/reach_results.md`):
 
-    1. with the LT04 geometry (constant moment arms, SPEC §3.4b §2.1) the shoulder muscles
+    1. with the LT04 geometry (constant moment arms, Li & Todorov 2004) the shoulder muscles
        lose their force away from the rest posture: at θ = (80°, 144°), the posture of the
        216° target at r = 0.2 m, full activation of SF gives 0.40 N·m and of SE 0.13 N·m
        (SF at l = 0.69 and SE at l = 1.8, where F_L and the gate A(a, l) collapse), against
        6.5 and −4.8 N·m at rest, and the trained muscle arm misses the lower-left targets
        most. The arm itself can reach them: excitation sequences optimised open loop for
        each canonical target (no network, no noise; `benchmarks/muscle_open_loop.py`) end
-       0.34 cm from the 216° target and ≤ 0.06 cm from the other seven, after 0.6 s of
-       movement and 0.6 s of hold. The limit is the controller, not the plant;
-    2. training is slower per iteration (the muscle model in the substeps), and from SPEC's
-       torque-sized read-out the arm starts limp (the gate's slope is 0 at a = 0), which
-       made the first SOFO step diverge; the muscle arm's read-out therefore starts 100×
-       larger (`MUSCLE_READOUT_INIT_SCALE`, [PROPOSED]) and SOFO uses λ = 1e-3.
+       within a fraction of a centimetre of every target after 0.6 s of movement and 0.6 s
+       of hold (docs/benchmarks.md, "Reaching"). The limit is the controller, not the plant;
+    2. training is slower per iteration (the muscle model in the substeps), and from the
+       reference torque-sized read-out the arm starts limp (the gate's slope is 0 at a = 0),
+       which made the first SOFO step diverge; the muscle arm's read-out therefore starts
+       100× larger (`MUSCLE_READOUT_INIT_SCALE`, our choice) and SOFO uses λ = 1e-3.
 
     The muscle arm is one flag away (`--plant muscle` / `plant="muscle"`). At its CPU
-    defaults SOFO's loss stalls near 0.30 (4.9 cm after 1500 iterations); momentum breaks the
-    stall. With `momentum=0.9`, K = 256, a cosine-decayed η and both margins below, SOFO ends
-    1.93 cm from the targets after 4500 iterations (154 s on one H100; the recipe is in the
-    README and `benchmarks/gpu.sh`).
+    defaults SOFO's loss stalls; momentum breaks the stall. With `momentum=0.9`, K = 256, a
+    cosine-decayed η and both margins below, SOFO reaches the 2 cm goal on a GPU (the recipe
+    is in the README and `benchmarks/gpu.sh`; the results in docs/benchmarks.md,
+    "Reaching").
 
     **Edge directions.** The canonical directions −36° and 216° lie on the edges of the
     training distribution U(−36°, 216°): no training target lies beyond them, and trained
-    networks miss them most (their bias is 2–3× that of the inner directions; see
-    `benchmarks/results/reach_results.md`). `angle_margin` (degrees, default 0: SPEC's
+    networks miss them most (their bias is several times that of the inner directions; see
+    `benchmarks/results/reach_results.md`). `angle_margin` (degrees, default 0: the reference
     distribution) draws the training directions from `angle_range` widened by the margin on
     each side, while the evaluation stays on `angle_range`. With `angle_margin=18` (half the
-    canonical spacing), SOFO on the torque arm (K = 128, 1000–3000 iterations, seed 0) ended
-    2.7–3.8 cm from the edge targets instead of 4.4–5.3 cm, and its mean bias over the 8
-    directions was 1.1–1.8 cm instead of 1.9–2.1 cm [PROPOSED, measured; the default of the
-    torque arm at size `"cpu"` only, see "Sizes"; the field's own default keeps SPEC's
-    distribution].
+    canonical spacing), SOFO on the torque arm ended closer to the edge targets and with a
+    smaller mean bias over the 8 directions (measured in
+    `benchmarks/results/reach_results.md`; our choice, the default of the torque arm at size
+    `"cpu"` only, see "Sizes"; the field's own default keeps the reference distribution).
 
     **Edge radius.** The CPU evaluation radius, 0.2 m, is the *smallest* training radius
     (r ~ U(0.2, 0.5) m): every canonical target is a shortest reach, and trained networks
-    overshoot it. A SOFO network (K = 128, 7000 iterations) ended on average 1.2 cm beyond
-    the target along the reach in all 8 directions (radial bias +0.3 to +2.5 cm): the
-    memory of the target regresses towards the training radii's mean. `radius_margin`
-    (metres, default 0) widens the training radii on each side, as `angle_margin` does the
-    directions; the canonical conditions stay at `eval_radii`. 600 further iterations with
-    `radius_margin=0.05` (r ~ U(0.15, 0.55) m) lowered that network's bias from 1.43 to
-    0.5 cm and its mean endpoint error from 2.25 to 1.8 cm [PROPOSED, measured; the default
-    of the torque arm at size `"cpu"` only, see "Sizes"]. See
-    `benchmarks/results/reach_results.md`.
+    overshoot it. A trained SOFO network ended beyond the target along the reach in all 8
+    directions: the memory of the target regresses towards the training radii's mean.
+    `radius_margin` (metres, default 0) widens the training radii on each side, as
+    `angle_margin` does the directions; the canonical conditions stay at `eval_radii`.
+    Further training with `radius_margin=0.05` (r ~ U(0.15, 0.55) m) lowered that network's
+    bias and mean endpoint error (our choice, the default of the torque arm at size `"cpu"`
+    only, see "Sizes"). The measurements are in `benchmarks/results/reach_results.md`.
 
     **Sizes.**
 
     - `"cpu"` (default): the network steps every `network_dt` = 10 ms, so T = 200 network steps;
       evaluation on the 8 canonical directions at r = 0.2 m (`eval_radii`; the lab's 8
-      centre-out reaches, SPEC §3.4). The muscle arm takes 5 held-input substeps of `arm_dt` = 2
-      ms (SPEC §3.4b §5) and trains with SOFO (B = 64, K = 48, η = 0.1, λ = 1e-3, 1000
+      centre-out reaches). The muscle arm takes 5 held-input substeps of `arm_dt` = 2 ms and
+      trains with SOFO (B = 64, K = 48, η = 0.1, λ = 1e-3, 1000
       iterations). The torque arm — the main job, `neurodyn fit reach` — takes one 10 ms arm
       step per network step and draws its training targets 18° and 5 cm beyond the evaluated
       ranges (`CPU_TORQUE_TASK`: `arm_dt=0.01`, `angle_margin=18`, `radius_margin=0.05`), and
       its default optimizer is Adam (`default_optimizer`; `CPU_TORQUE_ADAM`: B = 128, lr 2e-3
-      with a cosine decay, gradients clipped to norm 5, 8000 iterations), the only recipe
-      measured within 2 cm in under 5 minutes on 2 cores. Its SOFO settings (B = 64, K = 48, η =
-      0.2, λ = 1e-4, 1500 iterations) end near 4 cm in that time (docs/benchmarks.md, "The main
-      job on two cores"). Pass `arm_dt=0.002, angle_margin=0, radius_margin=0` for SPEC's task.
+      with a cosine decay, gradients clipped to norm 5, 8000 iterations), the recipe that
+      reached 2 cm within a few minutes on 2 cores. Its SOFO settings (B = 64, K = 48,
+      η = 0.2, λ = 1e-4, 1500 iterations) end farther from the targets in that time
+      (docs/benchmarks.md, "The main job on two cores"). Pass `arm_dt=0.002, angle_margin=0,
+      radius_margin=0` for the reference code's task.
     - `"paper"`: network and arm at 2 ms (T = 1000), evaluation on 8 directions × r ∈
-      {0.2, 0.3, 0.4} m (REPO `analysis.ml`), SOFO B = K = 256, η = 0.1, λ = 1e-5, 5000
-      iterations (SPEC §3.5). Note that 2 of those 24 conditions (72° and 108° at 0.4 m,
-      0.598 m from the shoulder) lie beyond the 0.95 reach limit used in training.
+      {0.2, 0.3, 0.4} m (the reference code's `analysis.ml`), SOFO B = K = 256, η = 0.1,
+      λ = 1e-5, 5000 iterations (the reference code's). Note that 2 of those 24 conditions
+      (72° and 108° at 0.4 m, 0.598 m from the shoulder) lie beyond the 0.95 reach limit used
+      in training.
 
     **Metrics** ([`ReachTask.evaluate`][], on the canonical conditions, mean over trials):
     `endpoint_error_cm` (|hand − target| at the last step), `hold_error_cm` (mean over the
@@ -736,7 +736,7 @@ class ReachTask(AbstractReachTask):
 
     name: ClassVar[str] = "reach"
     description: ClassVar[str] = (
-        "single delayed reach with a muscle or torque arm in closed loop (SPEC §3.5)."
+        "single delayed reach with a muscle or torque arm in closed loop (Yu et al. 2024)."
     )
     n_task_inputs: ClassVar[int] = 3
     supported_perturbations: ClassVar[tuple[str, ...]] = ("curl", "pulse", "jump", "catch")
@@ -754,7 +754,7 @@ class ReachTask(AbstractReachTask):
     @classmethod
     def from_size(cls, size: str = "cpu", **overrides) -> ReachTask:
         """`"cpu"`: 10 ms network steps × 5 arm substeps, 8 evaluation targets at 0.2 m;
-        `"paper"`: 2 ms steps (SPEC §3.4), 8 × 3 evaluation targets (see the class doc)."""
+        `"paper"`: 2 ms steps (the reference's), 8 × 3 evaluation targets (see the class doc)."""
         check_size(size)
         defaults = _size_defaults(size)
         if size == "cpu" and overrides.get("plant", "torque") == "torque":
@@ -762,8 +762,9 @@ class ReachTask(AbstractReachTask):
         return cls(**{**defaults, **overrides})
 
     def default_optimizer(self) -> str:
-        """`"adam"` for the torque arm at size `"cpu"` (`CPU_TORQUE_ADAM`: the only recipe
-        measured within 2 cm in ≈ 5 minutes on 2 cores), `"sofo"` otherwise."""
+        """`"adam"` for the torque arm at size `"cpu"` (`CPU_TORQUE_ADAM`: the recipe
+        measured within 2 cm inside the CPU budget on 2 cores; docs/benchmarks.md),
+        `"sofo"` otherwise."""
         return "adam" if (self.plant == "torque" and self.size == "cpu") else "sofo"
 
     # ---------------------------------------------------------------- trials
@@ -877,7 +878,8 @@ class ReachTask(AbstractReachTask):
     def conditions(self) -> Batch:
         """The canonical conditions: 8 directions linspace(−36°, 216°, 8) × `eval_radii`
         (radius-major: condition c has direction c mod 8), each with the mid-range idle
-        (0.3 s) and preparation (0.5 s) periods [PROPOSED: SPEC gives no evaluation timing]."""
+        (0.3 s) and preparation (0.5 s) periods (our choice: the reference code's evaluation
+        timing is not known)."""
         directions = self.directions()
         angle = np.tile(directions, len(self.eval_radii))
         radius = np.repeat(np.asarray(self.eval_radii), N_DIRECTIONS)
@@ -938,8 +940,8 @@ class ReachTask(AbstractReachTask):
     ) -> dict[str, float]:
         """Metrics (class docstring) on the canonical conditions, each run with independent
         network (and sensory) noise `n_trials / n_conditions` times (default
-        `EVAL_REPEATS` = 16 times: 128 trials at the CPU size; ten 32-trial evaluations of
-        one trained network spread over 0.65 cm, five 128-trial ones over 0.49 cm; see
+        `EVAL_REPEATS` = 16 times: 128 trials at the CPU size, which spread less between
+        repeated evaluations of one trained network than 32 trials do; see
         docs/benchmarks.md, "The main job on two cores").
         `noise=False`: each condition once with every noise source off (the controller's
         bias alone; `key` and `n_trials` unused)."""
@@ -1002,8 +1004,8 @@ class ReachTask(AbstractReachTask):
         return out
 
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]:
-        """Recommended settings for `optimizer` at this size (paper: SPEC §3.5 / §4; CPU:
-        tuned here, [PROPOSED])."""
+        """Recommended settings for `optimizer` at this size (paper: the authors' code; CPU:
+        tuned here; see docs/concepts/sofo-conventions.md)."""
         return select_hyperparameters(
             REACH_HYPERPARAMETERS[self.plant], self.size, optimizer, self.name
         )
@@ -1023,7 +1025,7 @@ def _phase_labels(edges) -> list[str]:
 
 def _size_defaults(size: str) -> dict[str, Any]:
     if size == "paper":
-        # SPEC §3.4: network and arm both at dt = 2 ms; REPO `analysis.ml` evaluation radii.
+        # The reference code's: network and arm both at dt = 2 ms, and its evaluation radii.
         return {"size": size, "network_dt": 0.002, "arm_dt": 0.002, "eval_radii": (0.2, 0.3, 0.4)}
-    # SPEC §3.4b §5: "the RNN may step at 10 ms with 5 held-input substeps".
+    # Our choice: the RNN steps at 10 ms with 5 held-input substeps of the 2 ms arm.
     return {"size": size, "network_dt": 0.01, "arm_dt": 0.002, "eval_radii": (0.2,)}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# [PROPOSED] Reaction time: the first output after the go cue where the hand speed reaches
+# Reaction time (our choice): the first output after the go cue where the hand speed reaches
 # this fraction of the reach's peak speed (a common kinematic onset criterion).
 ONSET_SPEED_FRACTION = 0.1
 WITHIN_CM = 2.0  # the success level: endpoint within 2 cm

@@ -1,7 +1,8 @@
-r"""The flip-flop with a fixed reservoir: only the readout is trained (SPEC §2.9, §3.3).
+r"""The flip-flop with a fixed reservoir: only the readout is trained (FORCE vs SOFO).
 
-The setting of the FORCE comparison: a 1000-unit tanh reservoir with fixed recurrent, input
-and feedback weights; FORCE (online recursive least squares) and SOFO train the same readout.
+The setting of the authors' FORCE comparison (FORCE: Sussillo & Abbott 2009): a 1000-unit
+tanh reservoir with fixed recurrent, input and feedback weights; FORCE (online recursive least
+squares) and SOFO train the same readout.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ._flipflop import AbstractFlipFlopTask
 
 _HYPERPARAMETERS = {
     "cpu": {
-        # [PROPOSED] N = 300 reservoir units at the CPU size (the readout problem is the same,
+        # N = 300 reservoir units at the CPU size (our choice; the readout problem is the same,
         # P = 900), 200 batches.
         "force": {"n_iters": 200, "batch_size": 32, "alpha": 1.0},
         "sofo": {
@@ -35,8 +36,8 @@ _HYPERPARAMETERS = {
         },
     },
     "paper": {
-        # SPEC §2.9/§4: B = 32, 1000 iterations; SOFO K = 128, η = 1, λ = 1e-5; FORCE α not
-        # recorded (Sussillo & Abbott: 1).
+        # The authors' reference code: B = 32, 1000 iterations; SOFO K = 128, η = 1, λ = 1e-5;
+        # FORCE α not recorded (Sussillo & Abbott 2009: 1).
         "force": {"n_iters": 1000, "batch_size": 32, "alpha": 1.0},
         "sofo": {
             "n_iters": 1000,
@@ -59,7 +60,7 @@ _HYPERPARAMETERS = {
 
 @register("flipflop-reservoir")
 class FlipFlopReservoirTask(AbstractFlipFlopTask):
-    r"""N-bit flip-flop solved by a fixed reservoir with a trained readout (SPEC §2.9).
+    r"""N-bit flip-flop solved by a fixed reservoir with a trained readout (FORCE vs SOFO).
 
     Trials, loss and metrics are those of [`neurodyn.tasks.FlipFlopTask`][]. The default
     network is [`neurodyn.models.reservoir_rnn`][]: N tanh units (1000 at the paper size, 300
@@ -75,7 +76,7 @@ class FlipFlopReservoirTask(AbstractFlipFlopTask):
 
     name: ClassVar[str] = "flipflop-reservoir"
     description: ClassVar[str] = (
-        "Flip-flop with a fixed reservoir, trained readout: FORCE vs SOFO (SPEC §2.9)."
+        "Flip-flop with a fixed reservoir, trained readout: FORCE vs SOFO (Sussillo & Abbott 2009)."
     )
 
     def __check_init__(self):
@@ -97,5 +98,5 @@ class FlipFlopReservoirTask(AbstractFlipFlopTask):
         return select_hyperparameters(_HYPERPARAMETERS, self.size, optimizer, self.name)
 
     def success_criterion(self) -> tuple[str, float, str]:
-        """At least 95 % of the bit-steps correct [PROPOSED]."""
+        """At least 95 % of the bit-steps correct (our choice)."""
         return ("percent_correct", 95.0, "above")

@@ -63,7 +63,7 @@ _INSTALL_HINT = (
     "(neurogym 2.x also imports torch)."
 )
 
-# [PROPOSED] generic settings: NeuroGym tasks differ, these train PerceptualDecisionMaking-v0
+# Generic settings (our choice): NeuroGym tasks differ, these train PerceptualDecisionMaking-v0
 # and GoNogo-v0 in minutes on a CPU (see docs/how-to/neurogym.md for measured runs).
 _HYPERPARAMETERS = {
     "cpu": {
@@ -293,11 +293,11 @@ class TrialEnvTask(AbstractTask):
         )
 
     def success_criterion(self) -> tuple[str, float, str] | None:
-        """Final-step accuracy ≥ 0.8 (discrete) [PROPOSED]; none for continuous actions."""
+        """Final-step accuracy ≥ 0.8 (discrete; our choice); none for continuous actions."""
         return ("final_accuracy", 0.8, "above") if self.discrete else None
 
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]:
-        """Generic recommended settings (the same for every environment) [PROPOSED]."""
+        """Generic recommended settings (the same for every environment; our choice)."""
         return select_hyperparameters(_HYPERPARAMETERS, self.size, optimizer, self.name)
 
 
