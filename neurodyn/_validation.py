@@ -1,4 +1,8 @@
-"""Trace-time checks of constructor arguments, with messages that name the argument."""
+"""Checks of user arguments, with messages that name the argument and what is accepted.
+
+The one place the package's integer and real-number checks live: tasks, models, optimizers'
+builders and `nd.fit` call these (plants keep a check of their own that lets traced values
+through, for plants built inside `jit`)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ def check_size(value, name: str, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"`{name}` must be an int >= {minimum}; got {value!r}.")
     if value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}; got {value}.")
+        raise ValueError(f"`{name}` must be >= {minimum}; got {value}.")
     return int(value)
 
 

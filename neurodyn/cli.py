@@ -26,13 +26,10 @@ from typing import Any
 from .config import (
     ConfigError,
     check_config,
-    differences,
-    read_toml,
     resolve_config,
     set_path,
-    user_settings,
 )
-from .runs import check_out, prepare_out, run_fit
+from .runs import prepare_out, resume_config, run_fit
 
 EXIT_USAGE = 2
 
@@ -83,46 +80,14 @@ def _resolve(task_name, args, base=None) -> dict:
 
 
 def _check_resume(out: Path, args) -> dict:
-    """The configuration to resume the run in `out` with, after checking that nothing but
-    `training.n_iters` changes and that a usable checkpoint exists."""
-    from .training import list_checkpoints, read_header
-
-    check_out(out, resume=True)
-    base = read_toml(out / "config.toml")
-    saved = resolve_config(args.task, base=base)
-    asked = user_settings(
-        file=getattr(args, "config", None), flags=_flag_overrides(args), sets=args.set or ()
+    """The configuration to resume the run in `out` with (`neurodyn.runs.resume_config`)."""
+    return resume_config(
+        out,
+        args.task,
+        file=getattr(args, "config", None),
+        flags=_flag_overrides(args),
+        sets=args.set or (),
     )
-    diffs = differences(saved, asked, only_now=True)
-    if diffs:
-        raise UsageError(
-            f"--resume: these settings differ from the run in {out}: "
-            + "; ".join(diffs)
-            + ". Resume with the run's own settings (only --iters may grow), or start a new "
-            "run in another --out."
-        )
-    config = _resolve(args.task, args, base=base)
-    ckpts = list_checkpoints(out / "checkpoints")
-    if not ckpts:
-        raise UsageError(
-            f"--resume: {out / 'checkpoints'} holds no checkpoint (the run stopped before its "
-            "first one); start it again with --force."
-        )
-    header, _ = read_header(ckpts[-1])
-    done = header["iteration"]
-    n_iters = config["training"]["n_iters"]
-    if n_iters < done:
-        raise UsageError(
-            f"--resume: the run has done {done} iterations; --iters must be >= {done} "
-            f"(got {n_iters})."
-        )
-    schedule = config["optimizer"].get("lr_schedule", "constant")
-    if schedule != "constant" and n_iters != saved["training"]["n_iters"]:
-        raise UsageError(
-            f"--resume: the run's {schedule} learning-rate schedule spans its "
-            f"{saved['training']['n_iters']} iterations; it cannot be extended to {n_iters}."
-        )
-    return config
 
 
 def _print_metrics(metrics: dict[str, float], stream=None) -> None:

@@ -129,7 +129,8 @@ def adam(
     clip_norm: float | None = None,
     remat: bool | int = False,
 ) -> BPTT:
-    """BPTT + Adam (β1 = 0.9, β2 = 0.999, ε = 1e-8 by default; SPEC §2.8).
+    """BPTT + Adam (β1 = 0.9, β2 = 0.999, ε = 1e-8 by default: Adam's usual defaults, Kingma &
+    Ba 2015).
 
     `clip_norm`: when given, the gradient is rescaled to at most this global L2 norm before
     Adam sees it (`optax.clip_by_global_norm`; Pascanu et al. 2013), so that one exploding

@@ -9,4 +9,5 @@ from ._folder import RunFolderError as RunFolderError
 from ._folder import check_out as check_out
 from ._folder import is_run_folder as is_run_folder
 from ._folder import prepare_out as prepare_out
+from ._folder import resume_config as resume_config
 from ._run import run_fit as run_fit

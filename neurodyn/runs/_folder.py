@@ -145,3 +145,54 @@ def prepare_out(
         raise RunFolderError(f"cannot create --out {out}: {err.strerror or err}.") from None
     remove_stale_temp_files(out)
     return out, replaced
+
+
+def resume_config(out: str | os.PathLike, task: str, *, file=None, flags=None, sets=()) -> dict:
+    """The validated configuration to resume the run in `out` with.
+
+    `file`, `flags` and `sets` are the settings asked for now (a TOML file, flag overrides as
+    a nested dict, `--set KEY=VALUE` strings; see [`neurodyn.config.resolve_config`][]).
+
+    **Raises:** [`neurodyn.runs.RunFolderError`][] when `out` holds no run, when a setting
+    differs from the saved run's (only `training.n_iters` may grow), when the run has no
+    checkpoint yet, when fewer iterations than done are asked for, or when a non-constant
+    learning-rate schedule would be stretched.
+    """
+    from ..config import check_config, differences, read_toml, resolve_config, user_settings
+    from ..training import list_checkpoints, read_header
+
+    out = check_out(out, resume=True)
+    base = read_toml(out / "config.toml")
+    saved = resolve_config(task, base=base)
+    asked = user_settings(file=file, flags=flags or {}, sets=sets)
+    diffs = differences(saved, asked, only_now=True)
+    if diffs:
+        raise RunFolderError(
+            f"--resume: these settings differ from the run in {out}: "
+            + "; ".join(diffs)
+            + ". Resume with the run's own settings (only --iters may grow), or start a new "
+            "run in another --out."
+        )
+    config = resolve_config(task, base=base, file=file, flags=flags or {}, sets=sets)
+    check_config(config)
+    ckpts = list_checkpoints(out / "checkpoints")
+    if not ckpts:
+        raise RunFolderError(
+            f"--resume: {out / 'checkpoints'} holds no checkpoint (the run stopped before its "
+            "first one); start it again with --force."
+        )
+    header, _ = read_header(ckpts[-1])
+    done = header["iteration"]
+    n_iters = config["training"]["n_iters"]
+    if n_iters < done:
+        raise RunFolderError(
+            f"--resume: the run has done {done} iterations; --iters must be >= {done} "
+            f"(got {n_iters})."
+        )
+    schedule = config["optimizer"].get("lr_schedule", "constant")
+    if schedule != "constant" and n_iters != saved["training"]["n_iters"]:
+        raise RunFolderError(
+            f"--resume: the run's {schedule} learning-rate schedule spans its "
+            f"{saved['training']['n_iters']} iterations; it cannot be extended to {n_iters}."
+        )
+    return config

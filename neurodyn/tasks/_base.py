@@ -27,8 +27,8 @@ from typing import Any, ClassVar, Literal
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 
+from .._validation import check_size as check_int
 from ..models import rollout_problem
 
 Size = Literal["cpu", "paper"]
@@ -228,12 +228,8 @@ def options(name: str) -> tuple[str, ...]:
 
 
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
-    """Trace-time check for integer task arguments."""
-    if isinstance(value, bool) or not isinstance(value, (int, jnp.integer)):
-        raise TypeError(f"`{name}` must be an int; got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}; got {value}.")
-    return int(value)
+    """Trace-time check for integer task arguments (`neurodyn._validation.check_size`)."""
+    return check_int(value, name, minimum=minimum)
 
 
 OPTIMIZER_NAMES: tuple[str, ...] = ("sofo", "adam", "fgd", "first-order-sofo")

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from .._validation import check_real
 from ..models import batch_noise, motor_rnn
 from ..optim import mse
 from ..plants import MuscleArm, TwoJointArm
@@ -110,19 +111,13 @@ def check_range(pair, name: str, *, minimum: float = 0.0) -> None:
 
 
 def check_nonnegative(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a real number; got {value!r}.")
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"`{name}` must be finite and >= 0; got {value}.")
-    return value
+    """A finite real number >= 0 (`neurodyn._validation.check_real`)."""
+    return check_real(value, name, minimum=0.0)
 
 
 def check_positive(value, name: str) -> float:
-    value = check_nonnegative(value, name)
-    if value == 0:
-        raise ValueError(f"`{name}` must be > 0; got {value}.")
-    return value
+    """A finite real number > 0 (`neurodyn._validation.check_real`)."""
+    return check_real(value, name, minimum=0.0, strict_minimum=True)
 
 
 def steps_of(seconds: float, dt: float, name: str) -> int:

@@ -70,7 +70,7 @@ moves against 5 × 2 ms substeps, and each iteration is cheaper; docs/benchmarks
 directions" and "Edge radius" in `ReachTask`). The evaluated conditions are the reference
 code's."""
 
-_ADAM_CPU_SPEC_TASK = {"n_iters": 5000, "batch_size": 32, "learning_rate": 1e-3, "eps": 1e-7}
+_ADAM_CPU_REFERENCE_TASK = {"n_iters": 5000, "batch_size": 32, "learning_rate": 1e-3, "eps": 1e-7}
 """Adam lr 1e-3 on the reach's torque arm with the reference code's task settings (our
 choice: the best of a sweep over {3e-4, 1e-3, 3e-3} after the Adam fix of 2026-11-27, with
 benchmarks/time_to_solution.py; results in benchmarks/results/time_to_solution.md). The double
@@ -155,7 +155,7 @@ DOUBLE_REACH_HYPERPARAMETERS = {
     "torque": {
         "cpu": {
             **REACH_HYPERPARAMETERS["torque"]["cpu"],
-            "adam": _ADAM_CPU_SPEC_TASK,
+            "adam": _ADAM_CPU_REFERENCE_TASK,
         },
         # The authors' reference code (c5d617e): B = 256, K = 256, η = 0.05, λ = 1e-5, 5000
         # iterations; Adam lr 5e-4, ε = 1e-7. FGD / first-order SOFO: our choice.

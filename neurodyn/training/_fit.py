@@ -16,6 +16,7 @@ import jax.random as jr
 import numpy as np
 import xarray as xr
 
+from .._validation import check_real, check_size
 from ..optim import AbstractOptimizer, batch_mean, step_sharding
 from ._checkpoint import (
     CheckpointError,
@@ -683,10 +684,7 @@ def _check_key(key) -> None:
 
 
 def _check_number(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"`{name}` must be a number; got {type(value).__name__} {value!r}.")
-    if not (math.isfinite(value) and value >= minimum):
-        raise ValueError(f"`{name}` must be a finite number >= {minimum}; got {value!r}.")
+    check_real(value, name, minimum=minimum)
 
 
 def _shapes(tree):
@@ -742,10 +740,7 @@ def _to_py(v):
 
 
 def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be an int; got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}; got {value}.")
+    check_size(value, name, minimum=minimum)
 
 
 def _check_resume(header, fingerprint, key_data, saved_key, path):
