@@ -171,3 +171,24 @@ def test_horizon_sweep_quick_tunes_every_method_by_one_protocol(tmp_path):
     assert {s["method"] for s in saved["summary"]} == set(hs.METHODS)
     assert out.with_suffix(".png").stat().st_size > 0
     assert "| 30 | sofo |" in out.with_suffix(".md").read_text()
+
+
+@pytest.mark.slow
+def test_flipflop_size_sweep_quick_sweeps_both_optimizers_then_every_size(tmp_path):
+    """`benchmarks/flipflop_size_sweep.py --quick`: each optimizer's step size is swept at the
+    largest size on seed 0, and its best is run at every size at equal iterations."""
+    ff = _load("flipflop_size_sweep")
+    out = tmp_path / "ff"
+    assert ff.main(["--quick", "--out", str(out)]) == 0
+    saved = json.loads(out.with_suffix(".json").read_text())
+    runs = saved["runs"]
+    for opt in ff.GRIDS:
+        sweep = [r for r in runs if r["optimizer"] == opt and r["stage"] == "sweep"]
+        assert [r["learning_rate"] for r in sweep] == ff.GRIDS[opt]
+        best = max(sweep, key=lambda r: r["percent_correct"])["learning_rate"]
+        sizes = [r for r in runs if r["optimizer"] == opt and r["stage"] == "size"]
+        assert {r["n_neurons"] for r in sizes} == {4, 8}
+        assert all(r["learning_rate"] == best and r["iterations"] == 5 for r in sizes)
+        assert all(0 <= r["percent_correct"] <= 100 for r in sizes)
+    assert len(saved["summary"]) == 4
+    assert out.with_suffix(".png").stat().st_size > 0
