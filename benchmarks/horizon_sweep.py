@@ -56,6 +56,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, make_step  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 HORIZONS = (100, 500, 1000, 2000, 5000)
 GiB = 2**30
@@ -115,9 +118,6 @@ def step_memory(task, model, opt, batch_size: int) -> int:
     """Compiled bytes (temporaries + arguments + outputs) of one `nd.fit` iteration."""
     import equinox as eqx
     import jax.random as jr
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import make_step
 
     trainable = model.trainable()
     state = opt.init(model, trainable)
@@ -268,9 +268,6 @@ def memory_wall(args, log) -> list[dict]:
     import jax.random as jr
 
     import neurodyn as nd
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import make_step
 
     batch, k = 32, 32
     limit = args.wall_gib * GiB
@@ -482,9 +479,6 @@ def main(argv=None) -> int:
         runs = [r for t in args.horizons for r in sweep_horizon(t, args, log)]
         Path(args.part).write_text(json.dumps(runs, default=str) + "\n")
         return 0
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import machine
 
     command = "python benchmarks/horizon_sweep.py" + (" " + " ".join(argv) if argv else "")
     previous = (

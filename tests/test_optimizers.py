@@ -218,15 +218,20 @@ def _temp_bytes(fn, *args):
     return compiled.memory_analysis().temp_size_in_bytes
 
 
-def test_sofo_memory_is_flat_in_the_horizon_while_bptt_grows():
-    hidden, batch, k = 32, 8, 8
-    key = jr.PRNGKey(0)
-    params = {
+def _float32_rnn(hidden, key):
+    """The test RNN's parameters at width `hidden`, float32 (for XLA's memory analysis)."""
+    return {
         "W": jr.normal(key, (hidden, hidden), jnp.float32) / hidden**0.5,
         "W_in": jr.normal(key, (NIN, hidden), jnp.float32),
         "W_out": jr.normal(key, (hidden, 2), jnp.float32),
         "b": jnp.zeros((hidden,), jnp.float32),
     }
+
+
+def test_sofo_memory_is_flat_in_the_horizon_while_bptt_grows():
+    hidden, batch, k = 32, 8, 8
+    key = jr.PRNGKey(0)
+    params = _float32_rnn(hidden, key)
     v = nd.sample_tangents(key, params, k)
     h0 = jnp.zeros((batch, hidden), jnp.float32)
     loss = nd.optim.mse()
@@ -385,19 +390,13 @@ def test_checkpointed_value_and_gradient_equal_the_plain_ones(every):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
-def test_checkpointed_bptt_memory_grows_like_sqrt_t_and_adam_steps_agree():
+def test_checkpointed_bptt_keeps_a_fraction_of_the_memory_and_adam_steps_agree():
     """`adam(remat=True)` (chunks of ⌈√T⌉ steps): at T = 10,000 its reverse pass keeps
     ≈ 2√T states instead of T, so its temporary memory is a small fraction of plain BPTT's
     (the count an independent estimate: 100 boundary carries + 100 chunk steps vs 10,000
     steps); its Adam steps are the plain ones."""
     hidden, batch = 32, 8
-    key = jr.PRNGKey(0)
-    params = {
-        "W": jr.normal(key, (hidden, hidden), jnp.float32) / hidden**0.5,
-        "W_in": jr.normal(key, (NIN, hidden), jnp.float32),
-        "W_out": jr.normal(key, (hidden, 2), jnp.float32),
-        "b": jnp.zeros((hidden,), jnp.float32),
-    }
+    params = _float32_rnn(hidden, jr.PRNGKey(0))
     h0 = jnp.zeros((batch, hidden), jnp.float32)
     loss = nd.optim.mse()
     t = 10_000
