@@ -7,7 +7,8 @@ For each task (CPU defaults, `nd.tasks.get(name)`):
    a sweep of the learning rate over `--lr-factors` × the task's default rate
    (`task.hyperparameters(name)["learning_rate"]`; 1/3, 1 and 3 by default; `--adam-lrs`
    replaces Adam's grid by absolute rates), each run on seed 0 for half the task's budget,
-   the best final task metric wins. SOFO's damping is tuned too: its best η is rerun at each
+   the best final task metric wins; a best value at an edge of the grid is extended (×3 or ÷3,
+   at most 2 more runs) while it improves. SOFO's damping is tuned too: its best η is rerun at each
    other value of `--sofo-dampings` (same seed and budget). `--no-sweep` uses the task's
    defaults as they are.
 2. Every optimizer (`sofo`, `adam`, `first-order-sofo`, `fgd`, each at its best setting of
@@ -68,6 +69,11 @@ DEFAULT_TASKS = ("flipflop", "kalman", "lorenz", "oneshot", "digits")
 OPTIMIZERS = ("sofo", "adam", "first-order-sofo", "fgd", "force")
 DEFAULT_OPTIMIZERS = ("sofo", "adam", "first-order-sofo", "fgd")
 N_EVALS = 8
+# A sweep whose best step size is the smallest or largest tried goes on past it (× or ÷
+# EDGE_FACTOR) while the metric improves, for at most EDGE_STEPS more runs: the same rule for
+# every optimizer (benchmarks/horizon_sweep.py uses it too).
+EDGE_STEPS = 2
+EDGE_FACTOR = 3.0
 
 
 def train(task, optimizer_name, hp, *, budget, key, eval_key):
@@ -192,11 +198,24 @@ def run_task(
         grid = sweep_settings(opt, hps[opt], lr_factors=lr_factors, adam_lrs=adam_lrs)
         if len(grid) < 2 and not (opt == "sofo" and len(sofo_dampings) > 1):
             continue
-        best = None
+        best, tried = None, []
         for overrides in grid:
             entry = trial(opt, overrides)
+            tried.append(entry)
             if best is None or better(entry["final"], best["final"], direction):
                 best = entry
+        for _ in range(EDGE_STEPS if len(grid) > 1 else 0):
+            # the best step size at an edge of the grid: go on past it while it improves
+            rates = sorted(e["learning_rate"] for e in tried)
+            rate = best["learning_rate"]
+            if rate not in (rates[0], rates[-1]):
+                break
+            factor = EDGE_FACTOR if rate == rates[-1] else 1 / EDGE_FACTOR
+            entry = trial(opt, {"learning_rate": float(f"{rate * factor:.3g}")})
+            tried.append(entry)
+            if not better(entry["final"], best["final"], direction):
+                break
+            best = entry
         if opt == "sofo":
             tried = hps[opt].get("damping")
             for damping in sofo_dampings:
@@ -276,9 +295,10 @@ def table(results, command, machine_text=None) -> str:
         "Each optimizer trains for the task's budget of training seconds (compilation and "
         "evaluation excluded), with each seed; the metric is measured every budget/8. "
         "'to target': training seconds at the first evaluation that met the success level "
-        "(median over seeds; ∞ if not all seeds met it — the count says how many did). Adam's "
+        "(median over seeds; ∞ if not all seeds met it — the count says how many did). "
         "Every optimizer's step size (and SOFO's damping) is the best of its sweep (seed 0, half "
-        "budget), where a 'sweeps' line below says so; older rows tuned Adam only.",
+        "budget; a best value at an edge of the grid is extended ×3 or ÷3 while it improves, "
+        "at most twice), where a 'sweeps' line below says so; older rows tuned Adam only.",
         "",
         "| task | success level | budget (s) | optimizer | hyperparameters | iterations (median) "
         "| final metric (mean ± sd) | seeds solved | to target (s, median) |",
