@@ -1,9 +1,12 @@
-"""Pieces shared by the benchmark scripts: the jitted training step and the machine's name."""
+"""Pieces shared by the benchmark scripts: the jitted training step, the step-size sweep rule
+and the machine's name."""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -31,3 +34,43 @@ def machine() -> str:
         f"available to the process, {platform.system()} {platform.release()}, jax "
         f"{jax.__version__} ({jax.default_backend()}: {jax.devices()[0].device_kind}), float32"
     )
+
+
+# A sweep whose best step size is the smallest or largest tried goes on past it (× or ÷
+# EDGE_FACTOR) while the metric improves, for at most EDGE_STEPS more runs: one rule for every
+# optimizer in every benchmark that tunes step sizes.
+EDGE_STEPS = 2
+EDGE_FACTOR = 3.0
+
+
+def better(a: float, b: float, direction: str) -> bool:
+    """Whether metric value `a` beats `b` (`direction` "above": larger is better, "below":
+    smaller); a non-finite value never beats a finite one."""
+    if not math.isfinite(b):
+        return True
+    if not math.isfinite(a):
+        return False
+    return a > b if direction == "above" else a < b
+
+
+def sweep_step_size(trial: Callable[[float], dict], rates, direction: str) -> tuple[dict, list]:
+    """Run `trial(rate)` (a record with the run's final metric under `"final"`) at each rate
+    of the grid, then past an edge of it while the best is there and improving (see
+    `EDGE_STEPS`). Returns the best record and every record, in the order they ran."""
+    tried = [trial(rate) for rate in rates]
+    best = tried[0]
+    for entry in tried[1:]:
+        if better(entry["final"], best["final"], direction):
+            best = entry
+    for _ in range(EDGE_STEPS if len(tried) > 1 else 0):
+        ordered = sorted(e["learning_rate"] for e in tried)
+        rate = best["learning_rate"]
+        if rate not in (ordered[0], ordered[-1]):
+            break
+        factor = EDGE_FACTOR if rate == ordered[-1] else 1 / EDGE_FACTOR
+        entry = trial(float(f"{rate * factor:.3g}"))
+        tried.append(entry)
+        if not better(entry["final"], best["final"], direction):
+            break
+        best = entry
+    return best, tried

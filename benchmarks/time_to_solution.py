@@ -47,7 +47,7 @@ import numpy as np
 import neurodyn as nd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine  # noqa: E402
+from _common import better, machine, sweep_step_size  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # [PROPOSED] Training seconds per run on one core of the 2-core benchmark machine: enough for
@@ -69,16 +69,13 @@ DEFAULT_TASKS = ("flipflop", "kalman", "lorenz", "oneshot", "digits")
 OPTIMIZERS = ("sofo", "adam", "first-order-sofo", "fgd", "force")
 DEFAULT_OPTIMIZERS = ("sofo", "adam", "first-order-sofo", "fgd")
 N_EVALS = 8
-# A sweep whose best step size is the smallest or largest tried goes on past it (× or ÷
-# EDGE_FACTOR) while the metric improves, for at most EDGE_STEPS more runs: the same rule for
-# every optimizer (benchmarks/horizon_sweep.py uses it too).
-EDGE_STEPS = 2
-EDGE_FACTOR = 3.0
 
 
-def train(task, optimizer_name, hp, *, budget, key, eval_key):
+def train(task, optimizer_name, hp, *, budget, key, eval_key, n_iters=None):
     """Train through `nd.fit` (the loop users run: retries, step checks, the same key
-    streams) for `budget` seconds of training time; returns the run's record.
+    streams) for `budget` seconds of training time (or `n_iters` iterations, whichever ends
+    first); returns the run's record (with the final model under `"model"` when the run ended
+    without a `FitError`).
 
     A callback at each log point (every 10 iterations) records the losses and evaluates the
     task metric at the first iteration and every budget / `N_EVALS` seconds of training;
@@ -105,26 +102,28 @@ def train(task, optimizer_name, hp, *, budget, key, eval_key):
             evals.append((iteration, spent, evaluate(m)))
             clock["next"] += budget / N_EVALS
 
-    error, iterations = None, 0
+    error, iterations, trained = None, 0, None
     try:
         result = nd.fit(
             model,
             task,
             opt,
-            n_iters=10**8,
+            n_iters=10**8 if n_iters is None else n_iters,
             batch_size=hp["batch_size"],
             key=key,
             eval_every=0,
             log_every=10,
             progress=False,
             callbacks=[record],
-            time_budget=budget,
+            time_budget=budget if math.isfinite(budget) else None,
         )
-        iterations = result.iterations
+        iterations, trained = result.iterations, result.model
     except nd.training.FitError as err:
         error = str(err)[:200]
         iterations = losses[-1][0] if losses else 0
         evals.append((iterations, clock["spent"], math.nan))
+    if trained is not None and (not evals or evals[-1][0] != iterations):
+        evals.append((iterations, clock["spent"], evaluate(trained)))  # the end of the run
     met = [
         (i, s) for i, s, v in evals if (v >= threshold if direction == "above" else v <= threshold)
     ]
@@ -138,15 +137,8 @@ def train(task, optimizer_name, hp, *, budget, key, eval_key):
         "iterations_to_target": met[0][0] if met else math.inf,
         "seconds_to_target": met[0][1] if met else math.inf,
         "error": error,
+        "model": trained,
     }
-
-
-def better(a, b, direction):
-    if not math.isfinite(b):
-        return True
-    if not math.isfinite(a):
-        return False
-    return a > b if direction == "above" else a < b
 
 
 def sweep_settings(opt, hp, *, lr_factors, adam_lrs) -> list[dict]:
@@ -198,24 +190,11 @@ def run_task(
         grid = sweep_settings(opt, hps[opt], lr_factors=lr_factors, adam_lrs=adam_lrs)
         if len(grid) < 2 and not (opt == "sofo" and len(sofo_dampings) > 1):
             continue
-        best, tried = None, []
-        for overrides in grid:
-            entry = trial(opt, overrides)
-            tried.append(entry)
-            if best is None or better(entry["final"], best["final"], direction):
-                best = entry
-        for _ in range(EDGE_STEPS if len(grid) > 1 else 0):
-            # the best step size at an edge of the grid: go on past it while it improves
-            rates = sorted(e["learning_rate"] for e in tried)
-            rate = best["learning_rate"]
-            if rate not in (rates[0], rates[-1]):
-                break
-            factor = EDGE_FACTOR if rate == rates[-1] else 1 / EDGE_FACTOR
-            entry = trial(opt, {"learning_rate": float(f"{rate * factor:.3g}")})
-            tried.append(entry)
-            if not better(entry["final"], best["final"], direction):
-                break
-            best = entry
+        best, _ = sweep_step_size(
+            lambda rate, opt=opt: trial(opt, {"learning_rate": rate}),
+            [g["learning_rate"] for g in grid],
+            direction,
+        )
         if opt == "sofo":
             tried = hps[opt].get("damping")
             for damping in sofo_dampings:
@@ -232,6 +211,7 @@ def run_task(
     for opt in optimizers:
         for seed in range(seeds):
             rec = train(task, opt, hps[opt], budget=budget, key=jr.PRNGKey(seed), eval_key=eval_key)
+            del rec["model"]
             rec.update(optimizer=opt, seed=seed)
             runs.append(rec)
             log(

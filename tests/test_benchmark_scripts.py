@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -130,6 +131,61 @@ def test_time_to_solution_quick_sweeps_every_optimizer(tmp_path):
         best = max(entries, key=lambda e: e["final"])  # digits: accuracy, higher is better
         assert res["hyperparameters"][opt]["learning_rate"] == best["learning_rate"], opt
     assert "sweep" in out.with_suffix(".md").read_text()
+
+
+def test_step_size_sweep_goes_past_an_edge_of_its_grid_while_it_improves():
+    """`_common.sweep_step_size`, the rule every tuning benchmark shares: the grid, then ×3 or
+    ÷3 past an edge while the metric improves, at most `EDGE_STEPS` more runs."""
+    common = _load("_common")
+    calls = []
+
+    def peaked(rate):  # best at 0.09 (higher is better)
+        calls.append(rate)
+        return {"learning_rate": rate, "final": -abs(math.log(rate / 0.09))}
+
+    best, tried = common.sweep_step_size(peaked, [0.01, 0.03], "above")
+    assert calls == [0.01, 0.03, 0.09, 0.27] and best["learning_rate"] == 0.09
+    assert [e["learning_rate"] for e in tried] == calls
+    calls.clear()
+    best, _ = common.sweep_step_size(peaked, [0.03, 0.09, 0.27], "above")
+    assert calls == [0.03, 0.09, 0.27] and best["learning_rate"] == 0.09  # interior: no more
+    calls.clear()
+
+    def falling(rate):  # lower is better, ever smaller rates: the extension stops at 2 runs
+        calls.append(rate)
+        return {"learning_rate": rate, "final": rate}
+
+    best, _ = common.sweep_step_size(falling, [1.0, 3.0], "below")
+    assert calls == [1.0, 3.0, 0.333, 0.111] and best["learning_rate"] == 0.111
+    assert common.EDGE_STEPS == 2
+
+    def diverging(rate):  # a non-finite metric never wins
+        return {"learning_rate": rate, "final": math.nan if rate > 0.05 else 0.5}
+
+    best, _ = common.sweep_step_size(diverging, [0.1, 0.03], "above")
+    assert best["learning_rate"] == 0.03
+
+
+@pytest.mark.slow
+def test_lorenz_race_quick_runs_three_arms_by_one_protocol(tmp_path):
+    """`benchmarks/lorenz_race.py --quick`: SOFO, Adam at equal iterations and Adam at SOFO's
+    wall clock, each swept on seed 0 then run on seed 1, with both figures."""
+    lr = _load("lorenz_race")
+    out = tmp_path / "lr"
+    assert lr.main(["--quick", "--out", str(out)]) == 0
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert list(saved["summary"]) == [
+        "SOFO", "Adam, equal iterations", "Adam, equal wall clock"
+    ]  # fmt: skip
+    for name, s in saved["summary"].items():
+        assert s["seeds"] == 2 and len(saved["sweeps"][name]) >= 3, name
+    sofo = [r for r in saved["runs"] if r["arm"] == "SOFO"]
+    adam_it = [r for r in saved["runs"] if r["arm"] == "Adam, equal iterations"]
+    assert all(r["iterations"] == 20 for r in sofo + adam_it)
+    walls = [r for r in saved["runs"] if r["arm"] == "Adam, equal wall clock"]
+    assert all(r["train_seconds"] >= saved["wall_clock_budget_s"] for r in walls)
+    for name in ("lr.png", "lr_attractor_sofo.png", "lr_attractor_adam.png"):
+        assert (tmp_path / name).stat().st_size > 0
 
 
 def test_sofo_sweep_scoring_prefers_stable_runs():

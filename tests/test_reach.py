@@ -328,11 +328,31 @@ def test_double_reach_timing_inputs_and_loss_windows(getkey):
             y[b, prep, :2], np.broadcast_to(CENTER, (prep.sum(), 2)), atol=1e-7
         )
         assert w[b].sum() == go1[b] + 4 * (50 + late2.sum())  # weight 0 elsewhere
-    # at the CPU size (10 ms) the same window is 10 steps
-    cpu = DoubleReachTask()
-    b = cpu.sample(key=getkey(), batch_size=2)
+    # the reference's windows at 10 ms: reach 1 is scored over 10 steps
+    ref = DoubleReachTask.from_size("cpu", movement_time=0.6)
+    b = ref.sample(key=getkey(), batch_size=2)
     w, go2 = np.asarray(b.weights[0, :, 0]), int(b.metadata["go_cue2"][0])
     assert (w[: go2 + 1] == 4).sum() == 10
+    # the CPU size scores each reach from 0.4 s after its go cue: reach 1 over (go1 + 40, go2]
+    # (30 steps), reach 2 from go2 + 41 to the end, and the metrics use the same windows
+    cpu = DoubleReachTask.from_size("cpu")
+    assert cpu.movement_time == 0.4 and cpu.network_dt == 0.01
+    b = cpu.sample(key=getkey(), batch_size=64)
+    w = np.asarray(b.weights[..., 0])
+    go1, go2 = np.asarray(b.metadata["go_cue1"]), np.asarray(b.metadata["go_cue2"])
+    t = np.arange(cpu.n_steps)
+    for i in range(64):
+        scored = t[w[i] == 4]
+        np.testing.assert_array_equal(
+            scored, np.concatenate([np.arange(go1[i] + 41, go2[i] + 1), t[t > go2[i] + 40]])
+        )
+    # a hand that sits on target 1 over reach 1's window and on target 2 over reach 2's scores 0
+    hand = np.zeros((64, cpu.n_steps, 4))
+    y = np.asarray(b.targets)
+    hand[..., :2] = np.where((w == 4)[..., None], y[..., :2], 0.0)
+    metrics = cpu.metrics_from_outputs(hand, b)
+    assert metrics["endpoint_error_1_cm"] == pytest.approx(0.0, abs=1e-9)
+    assert metrics["endpoint_error_2_cm"] == pytest.approx(0.0, abs=1e-9)
 
 
 @pytest.mark.parametrize("cls", [ReachTask, DoubleReachTask])

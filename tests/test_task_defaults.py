@@ -2,7 +2,8 @@
 with `task.hyperparameters(...)` at the CPU size, the size `neurodyn fit TASK` uses) are
 stable: a few iterations of `nd.fit` with the default network and no retries never blow up.
 The `slow` tests check that the defaults reach each task's success level on 3 of 3 seeds
-(benchmarks/sofo_sweep.py measures the same); a fast test guards the main job's recipe."""
+(benchmarks/sofo_sweep.py measures the same, its "seeds" rows); a fast test guards the main
+job's recipe."""
 
 import json
 import math
@@ -65,6 +66,21 @@ def test_every_task_is_covered():
 @pytest.mark.parametrize("name", list(FAST))
 def test_task_default_sofo_settings_are_stable(name):
     _check_stable(name, *FAST[name])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("name", list(FAST))
+def test_task_default_reaches_its_success_level(name, seed):
+    """`neurodyn fit TASK --seed S` in-process: the default network, optimizer and iterations
+    reach `task.success_criterion()` on the run's own final evaluation, without a retried step
+    (the reach tasks: `test_main_job_default_reaches_two_cm` and benchmarks/reach_results.py)."""
+    task, _, result = _fit(name, None, {}, seed=seed)
+    metric, threshold, direction = task.success_criterion()
+    value = result.final_metrics[metric]
+    met = value >= threshold if direction == "above" else value <= threshold
+    assert math.isfinite(value) and met, (name, seed, metric, value, threshold)
+    assert int(result.history["retries"].sum()) == 0
 
 
 @pytest.mark.slow
