@@ -8,8 +8,12 @@
 #   4. the long horizon at the paper's size: the Kalman task at T = 5000 (N = 100, B = 256,
 #      K = 128, the paper's step sizes) trained by SOFO, BPTT + Adam, checkpointed BPTT +
 #      Adam and first-order SOFO for 60 s each (5 min 6 s on one H200, 2026-12-04)
+#   5. the double reach at the paper's size (2 ms steps, B = K = 256, the reference's η = 0.05
+#      and Adam lr 5e-4): SOFO and BPTT + Adam for 100 s of training each, one seed (about
+#      5 minutes with compilation and evaluations; not yet run). Steps 4 and 5 together are
+#      the paper's two headline experiments in under 10 minutes: STEPS="4 5".
 # Steps 1-3 took about 7 minutes on one H100 (2026-11-27, jax 0.11.2). STEPS selects steps
-# (default "1 2 3 4"); one 10-minute lease holds steps 1, 2 and 4, or step 3 alone.
+# (default "1 2 3 4 5"); one 10-minute lease holds steps 1, 2 and 4, or step 3 alone.
 # Writes the tables, JSON and PNGs under $OUT (default benchmarks/results) with a gpu_ prefix,
 # so they never overwrite the CPU figures. Needs a CUDA build of JAX installed beforehand
 # (e.g. pip install "jax[cuda12]"): nothing is downloaded here. SKIP_REACH=1 skips step 3.
@@ -18,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results}
-STEPS=${STEPS:-1 2 3 4}
+STEPS=${STEPS:-1 2 3 4 5}
 step() { [[ " $STEPS " == *" $1 "* ]]; }
 mkdir -p "$OUT"
 
@@ -58,4 +62,10 @@ fi
 if step 4; then
     python benchmarks/horizon_sweep.py --size paper --horizons 5000 --seeds 1 --budget 60 \
         --out "$OUT/gpu_horizon_sweep"
+fi
+
+# 5. the double reach at the paper's size (docs/reproducing.md#the-double-reach)
+if step 5; then
+    python benchmarks/time_to_solution.py --tasks double-reach --size paper --optimizers sofo adam \
+        --no-sweep --seeds 1 --budget-scale 0.1667 --out "$OUT/gpu_double_reach"
 fi

@@ -1,7 +1,7 @@
 """Time to solution: SOFO against BPTT + Adam (best learning rate of a small sweep), first-order
 SOFO and FGD on every task, on the same wall-clock budget, over several seeds.
 
-For each task (CPU defaults, `nd.tasks.get(name)`):
+For each task (CPU defaults, `nd.tasks.get(name)`; `--size paper` for the paper's, on a GPU):
 
 1. Every optimizer's step size is tuned by the same protocol (SPEC §4, cut to fit a laptop):
    a sweep of the learning rate over `--lr-factors` × the task's default rate
@@ -163,8 +163,9 @@ def run_task(
     sofo_dampings=(1e-5, 1e-3),
     sweep=True,
     hp_overrides=None,
+    size="cpu",
 ):
-    task = nd.tasks.get(name)
+    task = nd.tasks.get(name, size=size)
     budget = BUDGETS[name] * scale
     metric, threshold, direction = task.success_criterion()
     eval_key = jr.PRNGKey(12345)
@@ -221,6 +222,7 @@ def run_task(
     hp_out = {o: {k: v for k, v in h.items() if k != "n_iters"} for o, h in hps.items()}
     return {
         "task": name,
+        "size": size,
         "budget_s": budget,
         "criterion": [metric, threshold, direction],
         "hyperparameters": hp_out,
@@ -390,6 +392,9 @@ def main(argv=None) -> int:
     parser.add_argument("--sofo-dampings", type=float, nargs="+", default=[1e-5, 1e-3])
     parser.add_argument("--no-sweep", action="store_true", help="use the task defaults as is")
     parser.add_argument(
+        "--size", default="cpu", choices=["cpu", "paper"], help="the tasks' size (default cpu)"
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke test: digits, 1 seed, tiny budget and networks (for the test suite)",
@@ -437,6 +442,7 @@ def main(argv=None) -> int:
         res = run_task(
             name,
             seeds=args.seeds,
+            size=args.size,
             scale=args.budget_scale,
             adam_lrs=args.adam_lrs,
             optimizers=args.optimizers,
