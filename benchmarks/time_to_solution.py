@@ -306,11 +306,19 @@ def table(results, command, machine_text=None) -> str:
                 float(np.std(finals, ddof=1)) if len(finals) > 1 else 0.0,
             )
             lines.append(
-                f"| {res['task']} | {level} | {res['budget_s']:.0f} | {opt} | {hp_s} | "
+                f"| {res['task']}{' †' if res.get('not_rerun') else ''} | {level} | "
+                f"{res['budget_s']:.0f} | {opt} | {hp_s} | "
                 f"{int(statistics.median(r['iterations'] for r in runs))} | "
                 f"{mean:.4g} ± {sd:.2g} | {len(solved)}/{len(runs)} | "
                 f"{_fmt(med_t, 3)} |"
             )
+    if any(r.get("not_rerun") for r in results):
+        lines += [
+            "",
+            "† Not rerun under the current protocol: kept from an earlier table, where only "
+            "Adam's learning rate was swept (and, for the double reach, before its CPU-size "
+            "scoring window changed).",
+        ]
     swept = [r for r in results if r.get("sweeps") or r.get("adam_sweep")]
     if swept:
         lines += [

@@ -391,10 +391,12 @@ class KalmanTask(AbstractTask):
         return _default_kalman_network(self.n_neurons, key)
 
     def success_criterion(self) -> tuple[str, float, str]:
-        """MSE ≤ 0.65 on the evaluation trials (our choice): 80 % of the way from the
-        random-parameter filter (≈ 1.30 on the same trials) to the oracle filter (≈ 0.48).
-        (Issue 4 aimed at 0.6; what the CPU defaults reach is in docs/benchmarks.md.)"""
-        return ("mse", 0.65, "below")
+        """MSE ≤ 0.665 on the shipped evaluation set (our choice): 80 % of the way from the
+        random-parameter filter (1.358 on its 1024 trials) to the oracle filter (0.493).
+        (The level was 0.65 while the set had 64 trials, an easier draw with anchors 1.30 and
+        0.48: the same 80 %. Issue 4 aimed at 0.6; what the CPU defaults reach is in
+        docs/benchmarks.md.)"""
+        return ("mse", 0.665, "below")
 
     def hyperparameters(self, optimizer: str = "sofo") -> dict[str, Any]:
         """Recommended settings for `optimizer` at this task's size (paper: the authors' code;
