@@ -19,10 +19,15 @@ _HYPERPARAMETERS = {
         # N = 300 reservoir units at the CPU size (our choice; the readout problem is the same,
         # P = 900), 200 batches.
         "force": {"n_iters": 200, "batch_size": 32, "alpha": 1.0},
+        # SOFO: η 0.03, λ 1e-5, 60 iterations (our choice; benchmarks/sofo_sweep.py --tasks
+        # flipflop-reservoir --lrs 0.01 0.03 0.1 0.3 --iters-scale 0.3): 97.6 / 98.3 / 97.7 /
+        # 98.4 % of bit-steps at η 0.01 / 0.03 / 0.1 / 0.3 on seed 0 (0.1 spiked ×3.9, 0.3
+        # ×4.7 with a rejected step), λ 1e-3 → 97.0 %; at η 0.03: 98.25 / 98.23 / 98.61 % on
+        # seeds 0 / 1 / 2. (Was 200 iterations: the readout is learnt by 60, at 2.5 s each.)
         "sofo": {
-            "n_iters": 200,
+            "n_iters": 60,
             "batch_size": 32,
-            "learning_rate": 0.03,  # issue 18 sweep: 1 and 0.3 blew up
+            "learning_rate": 0.03,
             "n_tangents": 128,
             "damping": 1e-5,
         },
