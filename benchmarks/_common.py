@@ -74,3 +74,44 @@ def sweep_step_size(trial: Callable[[float], dict], rates, direction: str) -> tu
             break
         best = entry
     return best, tried
+
+
+def median_range_figure(
+    series: dict[str, list[dict]],
+    path,
+    *,
+    x: str,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    log_base: float = 10,
+    hlines: tuple = (),
+    figsize=(5.5, 3.8),
+) -> None:
+    """One line per series of summary rows (each with the key `x` and "median", "min", "max"),
+    the bars from min to max: the figure of every sweep over a size or a horizon. A non-finite
+    min (a diverged run) is left out of the bar. `hlines`: (y, colour, label or None) each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=figsize)
+    for label, rows in series.items():
+        rows = sorted(rows, key=lambda s: s[x])
+        if not rows:
+            continue
+        med = [s["median"] for s in rows]
+        low = [s["min"] if math.isfinite(s["min"]) else s["median"] for s in rows]
+        err = [[m - lo for m, lo in zip(med, low)], [s["max"] - s["median"] for s in rows]]
+        ax.errorbar([s[x] for s in rows], med, yerr=err, marker="o", capsize=3, label=label)
+    for y, colour, label in hlines:
+        ax.axhline(y, color=colour, lw=0.8, ls=":", label=label)
+    ax.set_xscale("log", base=log_base)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

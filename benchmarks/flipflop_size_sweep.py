@@ -35,7 +35,7 @@ import jax.random as jr
 import neurodyn as nd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine  # noqa: E402
+from _common import machine, median_range_figure  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GRIDS = {"sofo": [0.03, 0.1, 0.3], "adam": [1e-3, 3e-3, 1e-2]}
@@ -151,28 +151,17 @@ def table(summary, runs, meta) -> str:
 
 
 def figure(summary, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    for opt in GRIDS:
-        rows = sorted((s for s in summary if s["optimizer"] == opt), key=lambda s: s["n_neurons"])
-        n = [s["n_neurons"] for s in rows]
-        med = [s["median"] for s in rows]
-        low = [s["min"] if math.isfinite(s["min"]) else s["median"] for s in rows]
-        err = [[m - lo for m, lo in zip(med, low)], [s["max"] - s["median"] for s in rows]]
-        ax.errorbar(n, med, yerr=err, marker="o", capsize=3, label=opt)
-    ax.axhline(99, color="grey", lw=0.8, ls=":", label="success level")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("units N")
-    ax.set_ylabel("bit-steps correct (%)")
-    ax.set_title("3-bit flip-flop, equal iterations (diverged runs left out of the bars)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    median_range_figure(
+        {opt: [s for s in summary if s["optimizer"] == opt] for opt in GRIDS},
+        path,
+        x="n_neurons",
+        xlabel="units N",
+        ylabel="bit-steps correct (%)",
+        title="3-bit flip-flop, equal iterations (diverged runs left out of the bars)",
+        log_base=2,
+        hlines=((99, "grey", "success level"),),
+        figsize=(5, 3.6),
+    )
 
 
 def main(argv=None) -> int:

@@ -7,9 +7,10 @@ compilation excluded from the clock):
 
 1. *Sweep* at each T on seed 0: every setting of the method's grid (`GRIDS`: 4 runs each —
    SOFO η × damping, Adam learning rate × gradient clipping, first-order SOFO η) for the
-   budget; the best normalised MSE (below) wins. When the best step size is at an edge of
-   those tried, the sweep goes on past it (×3 or ÷3, up to `EDGE_STEPS` = 2 more runs) while
-   that improves.
+   budget; the best normalised MSE (below) wins. The step sizes go first, by the rule every
+   benchmark shares (`_common.sweep_step_size`: when the best is at an edge of those tried,
+   the sweep goes on past it, ×3 or ÷3, up to 2 more runs, while that improves); then the
+   grid's damping or clipping settings at the best step size.
 2. *Seeds:* the best setting again on seeds 1 and 2 (3 seeds in all).
 3. *Checkpointed BPTT* (`adam(remat=True)`: `jax.checkpoint` over chunks of ⌈√T⌉ steps of
    the scan, the memory-lean option) computes Adam's exact gradient, so it takes Adam's best
@@ -57,7 +58,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, make_step  # noqa: E402
+from _common import machine, make_step, median_range_figure, sweep_step_size  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HORIZONS = (100, 500, 1000, 2000, 5000)
@@ -97,9 +98,6 @@ SIZES = {
     "quick": {"n_neurons": 8, "batch_size": 4, "n_tangents": 4},
 }
 METHODS = ("sofo", "adam", "adam-remat", "first-order-sofo")
-EDGE_STEPS = 2
-"""When a method's best step size is the largest (smallest) it tried, the sweep goes on ×3
-(÷3) on seed 0, up to this many times, while that keeps improving: every method the same."""
 
 
 def optimizer(method: str, setting: dict, size: dict):
@@ -220,22 +218,7 @@ def sweep_horizon(horizon, args, log) -> list[dict]:
         elif method == "adam-remat":
             best = _best(runs, "adam")
         else:
-            tried: list[dict] = []
-            for entry in GRIDS[method]:
-                setting = _resolve(entry, _best(tried, method) if tried else None)
-                tried.append(go(method, setting, 0, "sweep"))
-            best = _best(tried, method)
-            for _ in range(EDGE_STEPS):  # the best step size at an edge of the grid: go on
-                rates = sorted({r["setting"]["learning_rate"] for r in tried})
-                rate = best["learning_rate"]
-                if rate not in (rates[0], rates[-1]):
-                    break
-                factor = 3.0 if rate == rates[-1] else 1 / 3
-                setting = {**best, "learning_rate": float(f"{rate * factor:.3g}")}
-                tried.append(go(method, setting, 0, "edge"))
-                if _best(tried, method) != setting:
-                    break
-                best = setting
+            best = tune(method, lambda setting, stage, m=method: go(m, setting, 0, stage))
         seeds = range(args.seeds)
         if args.size != "paper" and not args.no_sweep and method != "adam-remat":
             seeds = range(1, args.seeds)
@@ -245,6 +228,27 @@ def sweep_horizon(horizon, args, log) -> list[dict]:
     for rec in runs:
         rec["step_bytes"] = memory[rec["method"]]
     return runs
+
+
+def tune(method: str, run) -> dict:
+    """The sweep of one method on seed 0 (`run(setting, stage)` trains and returns the record):
+    its step sizes by the shared rule (`_common.sweep_step_size`: the grid, then past an edge
+    while it improves), then the grid's other settings (damping, clipping) at the best step
+    size. Returns the best setting."""
+    grid = GRIDS[method]
+    rates = [e["learning_rate"] for e in grid if e["learning_rate"] != "best"]
+    base = {k: v for k, v in grid[0].items() if k != "learning_rate"}
+
+    def trial(rate):
+        rec = run({**base, "learning_rate": rate}, "sweep" if rate in rates else "edge")
+        return {"final": rec["normalised_mse"], "learning_rate": rate, "setting": rec["setting"]}
+
+    best, tried = sweep_step_size(trial, rates, "below")
+    for entry in grid:
+        if entry["learning_rate"] == "best":
+            rec = run(_resolve(entry, best["setting"]), "sweep")
+            tried.append({"final": rec["normalised_mse"], "setting": rec["setting"]})
+    return min(tried, key=lambda r: (not math.isfinite(r["final"]), r["final"]))["setting"]
 
 
 def _best(runs: list[dict], method: str) -> dict:
@@ -412,30 +416,15 @@ def table(summary, runs, wall, meta) -> str:
 
 
 def figure(summary, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for method in METHODS:
-        rows = [s for s in summary if s["method"] == method]
-        if not rows:
-            continue
-        t = [s["T"] for s in rows]
-        med = [s["median"] for s in rows]
-        err = [[s["median"] - s["min"] for s in rows], [s["max"] - s["median"] for s in rows]]
-        ax.errorbar(t, med, yerr=err, marker="o", capsize=3, label=method)
-    ax.axhline(0, color="k", lw=0.8, ls=":")
-    ax.axhline(1, color="grey", lw=0.8, ls=":")
-    ax.set_xscale("log")
-    ax.set_xlabel("horizon T (steps)")
-    ax.set_ylabel("normalised test MSE\n(0 = oracle, 1 = random-parameter filter)")
-    ax.set_title("Kalman task, equal wall clock per T")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    median_range_figure(
+        {m: [s for s in summary if s["method"] == m] for m in METHODS},
+        path,
+        x="T",
+        xlabel="horizon T (steps)",
+        ylabel="normalised test MSE\n(0 = oracle, 1 = random-parameter filter)",
+        title="Kalman task, equal wall clock per T",
+        hlines=((0, "k", None), (1, "grey", None)),
+    )
 
 
 def main(argv=None) -> int:

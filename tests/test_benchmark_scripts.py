@@ -248,3 +248,24 @@ def test_flipflop_size_sweep_quick_sweeps_both_optimizers_then_every_size(tmp_pa
         assert all(0 <= r["percent_correct"] <= 100 for r in sizes)
     assert len(saved["summary"]) == 4
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_contention_quick_times_both_settings_and_restores_the_affinity(tmp_path):
+    """`benchmarks/contention.py --quick`: seconds per iteration of each optimizer with the
+    other core idle and busy, the table and JSON written, and this process's CPU affinity as
+    it was (the script pins itself to one core while it measures)."""
+    import os
+
+    ct = _load("contention")
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    out = tmp_path / "c"
+    assert ct.main(["--quick", "--out", str(out)]) == 0
+    if before is not None:
+        assert os.sched_getaffinity(0) == before
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert [(r["task"], r["optimizer"]) for r in rows] == [("digits", "sofo"), ("digits", "adam")]
+    for r in rows:
+        assert r["alone_s"] > 0 and r["other_core_busy_s"] > 0
+        assert r["slowdown"] == pytest.approx(r["other_core_busy_s"] / r["alone_s"])
+    assert "| digits | sofo |" in out.with_suffix(".md").read_text()
