@@ -672,9 +672,9 @@ class ReachTask(AbstractReachTask):
       its default optimizer is Adam (`default_optimizer`; `CPU_TORQUE_ADAM`: B = 128, lr 2e-3
       with a cosine decay, gradients clipped to norm 5, 8000 iterations), the recipe that
       reached 2 cm within a few minutes on 2 cores. Its SOFO settings (B = 64, K = 48,
-      η = 0.2, λ = 1e-4, 1500 iterations) end farther from the targets in that time
-      (docs/benchmarks.md, "The main job on two cores"). Pass `arm_dt=0.002, angle_margin=0,
-      radius_margin=0` for the reference code's task.
+      η = 0.02, λ = 1e-4, 1500 iterations; η from the time-to-solution sweep) end at
+      2.3–2.8 cm (3 seeds, ≈ 5.5 min of one core; docs/concepts/sofo-conventions.md).
+      Pass `arm_dt=0.002, angle_margin=0, radius_margin=0` for the reference code's task.
     - `"paper"`: network and arm at 2 ms (T = 1000), evaluation on 8 directions × r ∈
       {0.2, 0.3, 0.4} m (the reference code's `analysis.ml`), SOFO B = K = 256, η = 0.1,
       λ = 1e-5, 5000 iterations (the reference code's). Note that 2 of those 24 conditions
