@@ -12,8 +12,10 @@
 #      and Adam lr 5e-4): SOFO and BPTT + Adam for 100 s of training each, one seed (4 min 7 s
 #      on one H200, 2026-12-04: SOFO 13.0 cm, Adam 12.1 cm). Steps 4 and 5 together are
 #      the paper's two headline experiments in under 10 minutes: STEPS="4 5".
+#   6. the SOFO step's per-op profile and chunk sizes 1, 4, 16 and auto at N = 128, T = 1000,
+#      K in {32, 256} (not run yet; a few minutes)
 # Steps 1-3 took about 7 minutes on one H100 (2026-11-27, jax 0.11.2). STEPS selects steps
-# (default "1 2 3 4 5"); one 10-minute lease holds steps 1, 2 and 4, or step 3 alone.
+# (default "1 2 3 4 5 6"); one 10-minute lease holds steps 1, 2 and 4, or step 3 alone.
 # Writes the tables, JSON and PNGs under $OUT (default benchmarks/results) with a gpu_ prefix,
 # so they never overwrite the CPU figures. Needs a CUDA build of JAX installed beforehand
 # (e.g. pip install "jax[cuda12]"): nothing is downloaded here. SKIP_REACH=1 skips step 3.
@@ -22,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results}
-STEPS=${STEPS:-1 2 3 4 5}
+STEPS=${STEPS:-1 2 3 4 5 6}
 step() { [[ " $STEPS " == *" $1 "* ]]; }
 mkdir -p "$OUT"
 
@@ -68,4 +70,12 @@ fi
 if step 5; then
     python benchmarks/time_to_solution.py --tasks double-reach --size paper --optimizers sofo adam \
         --no-sweep --seeds 1 --budget-scale 0.1667 --out "$OUT/gpu_double_reach"
+fi
+
+# 6. whether chunking the SOFO scan pays on the accelerator (the CPU rule, chunk 1, is measured
+#    in docs/benchmarks.md#where-the-time-goes; `chunk_size=None` on a GPU uses the 64 MiB
+#    budget rule, unmeasured until this step runs), and the per-op profile at N = 128
+if step 6; then
+    python benchmarks/step_profile.py --units 128 --tangents 32 256 --horizon 1000 \
+        --chunk-sizes 1 4 16 auto --out "$OUT/gpu_step_profile"
 fi

@@ -32,6 +32,21 @@ time that bound would take at the measured peak.
         --out benchmarks/results/step_cost_rnn128
 
 Writes `benchmarks/results/step_cost.md`, `.json` and `.png` (or `--out PREFIX`).
+
+**Side by side with a reference implementation** (`--reference path/to/api.py`): the module
+at that path must define `value_and_sofo_grad_temporal(rnn, loss, tangent_size, damping)`
+and `sample_v(tangent_size, params, rng)` with the signatures of the SOFO authors' JAX code
+(`jax/api.py` of github.com/hennequin-lab/SOFO; fetch it yourself — it has no licence, so it
+is never committed here). Both implementations train the same vanilla rate RNN (N tanh units,
+4 inputs, 2 linear outputs, batch 32, float32, ½‖y − y*‖² averaged over the batch at every
+step, relative damping 1e-5) and are fed the same K tangents (the reference's `sample_v` is
+replaced by one returning neurodyn's), so their updates must agree (cosine and norm ratio are
+printed and checked). The two are timed interleaved in one process, call by call, and the
+table reports the median of the paired ratios with their range, and each one's FLOP/s as a
+fraction of one 1024³ float32 matmul's peak measured in the same run:
+
+    taskset -c 1 python benchmarks/step_cost.py --reference /tmp/sofo_ref/api.py \\
+        --horizons 100 1000 --tangents 32 128 256 --out benchmarks/results/step_cost_reference
 """
 
 from __future__ import annotations
@@ -72,9 +87,8 @@ def median_seconds(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(times), warm
 
 
-def matmul_peak(repeats: int) -> float:
-    """The best FLOP/s of `repeats` 2048³ float32 matmuls (the best, not the median: a peak)."""
-    n = 2048
+def matmul_peak(repeats: int, n: int = 2048) -> float:
+    """The best FLOP/s of `repeats` n³ float32 matmuls (the best, not the median: a peak)."""
     a = jr.normal(jr.PRNGKey(0), (n, n), jnp.float32)
     b = jr.normal(jr.PRNGKey(1), (n, n), jnp.float32)
     f = jax.jit(jnp.matmul)
@@ -195,6 +209,173 @@ def plot(rows, path) -> None:
     plt.close(fig)
 
 
+def vanilla_rnn(n_units: int, n_steps: int, batch: int = BATCH):
+    """The side-by-side network as plain functions: (params, step, loss, h0, xs, ref_rnn, ref_loss).
+
+    h' = h + α(tanh(h) W + u W_in + b − h), y = tanh(h') W_out + b_out, α = 0.1; the loss of a
+    step is ½ Σ_o (y − y*)² averaged over the batch (neurodyn: `mse(scale=0.5,
+    reduction="sum")`; the reference: the same expression, whose GGN is its `ggn_mse`).
+    """
+    keys = jr.split(jr.PRNGKey(0), 6)
+    n_in, n_out, alpha = 4, 2, 0.1
+    params = {
+        "W": jr.normal(keys[0], (n_units, n_units)) * (1.2 / math.sqrt(n_units)),
+        "W_in": jr.normal(keys[1], (n_in, n_units)),
+        "b": jnp.zeros(n_units),
+        "W_out": jr.normal(keys[2], (n_units, n_out)) / math.sqrt(n_units),
+        "b_out": jnp.zeros(n_out),
+    }
+    inputs = jr.normal(keys[3], (n_steps, batch, n_in))
+    targets = jr.normal(keys[4], (n_steps, batch, n_out))
+
+    def cell(p, h, u):
+        h = h + alpha * (jnp.tanh(h) @ p["W"] + u @ p["W_in"] + p["b"] - h)
+        return h, jnp.tanh(h) @ p["W_out"] + p["b_out"]
+
+    def step(p, h, x):
+        return cell(p, h, x["u"])
+
+    def ref_rnn(p, h, u):  # the reference's convention: ((new latent, output), aux output)
+        h, y = cell(p, h, u)
+        return (h, y), y
+
+    def ref_loss(y, target):
+        return 0.5 * jnp.mean(jnp.sum((y - target) ** 2, axis=-1))
+
+    loss = nd.optim.mse(target="target", scale=0.5, reduction="sum")
+    xs = {"u": inputs, "target": targets}
+    return params, step, loss, jnp.zeros((batch, n_units)), xs, ref_rnn, ref_loss
+
+
+def load_reference(path: str):
+    """Import the reference module from `path`; a clear error if it is not usable."""
+    import importlib.util
+
+    file = Path(path)
+    if not file.is_file():
+        raise SystemExit(f"--reference: no file at {path!r} (give the path of the reference)")
+    spec = importlib.util.spec_from_file_location("sofo_reference", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    missing = [n for n in ("value_and_sofo_grad_temporal", "sample_v") if not hasattr(module, n)]
+    if missing:
+        raise SystemExit(f"--reference: {path!r} defines no {', '.join(missing)}")
+    return module
+
+
+def side_by_side(ref, n_units, t, k, repeats, damping=1e-5):
+    """Paired timings of one SOFO iteration, neurodyn against the reference, same tangents."""
+    params, step, loss, h0, xs, ref_rnn, ref_loss = vanilla_rnn(n_units, t)
+    tangents = nd.sample_tangents(jr.PRNGKey(7), params, k)
+    ours_fn = nd.value_and_sofo_grad_scan(step, loss, damping)
+    ours = jax.jit(lambda p, v: ours_fn(p, v, h0, xs)[:2])
+    batch = (xs["u"], xs["target"])
+    wrapper = ref.value_and_sofo_grad_temporal(ref_rnn, ref_loss, k, damping)(h0, batch)
+    sample_v = ref.sample_v
+
+    def theirs_fn(p, v):
+        ref.sample_v = lambda tangent_size, p_, rng: v  # feed the same tangents (at trace time)
+        try:
+            return wrapper(jr.PRNGKey(1), p)[:2]
+        finally:
+            ref.sample_v = sample_v
+
+    theirs = jax.jit(theirs_fn)
+    (loss_a, dir_a), warm_a = _timed(lambda: ours(params, tangents))
+    (loss_b, dir_b), warm_b = _timed(lambda: theirs(params, tangents))
+    a = jnp.concatenate([x.ravel() for x in jax.tree.leaves(dir_a)])
+    b = jnp.concatenate([x.ravel() for x in jax.tree.leaves(dir_b)])
+    cosine = float(a @ b / (jnp.linalg.norm(a) * jnp.linalg.norm(b)))
+    norm_ratio = float(jnp.linalg.norm(a) / jnp.linalg.norm(b))
+    pairs = []
+    for _ in range(repeats):  # interleaved, so both see the same machine state
+        pairs.append(
+            (_timed(lambda: ours(params, tangents))[1], _timed(lambda: theirs(params, tangents))[1])
+        )
+    macs = sum(int(x.size) for x in jax.tree.leaves(params) if x.ndim == 2)
+    return {
+        "N": n_units,
+        "T": t,
+        "K": k,
+        "loss": [float(loss_a), float(loss_b)],
+        "cosine": cosine,
+        "norm_ratio": norm_ratio,
+        "neurodyn_s": statistics.median(p[0] for p in pairs),
+        "reference_s": statistics.median(p[1] for p in pairs),
+        "ratios": [p[0] / p[1] for p in pairs],
+        "compile_s": [warm_a, warm_b],
+        "flops": 2 * (2 * k + 1) * macs * BATCH * t,
+    }
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(fn())
+    return out, time.perf_counter() - t0
+
+
+def reference_table(rows, peak, repeats) -> str:
+    lines = [
+        "# SOFO step: neurodyn against the reference implementation",
+        "",
+        f"Machine: {machine()}. Matmul peak (1024³ float32, best of the runs at the start and "
+        f"the end): {peak / 1e9:.0f} GFLOP/s. Vanilla rate RNN (tanh), batch {BATCH}, float32, "
+        f"MSE at every step; the same tangents fed to both; {repeats} interleaved pairs after a "
+        "compiling call. `ratio`: median of the paired ratios neurodyn / reference [min–max]; "
+        "`% of peak`: FLOP/s of the multiply-add lower bound 2·(2K+1)·M·B·T over the peak.",
+        "",
+        "| N | T | K | neurodyn (s) | reference (s) | ratio [range] | neurodyn % of peak "
+        "| reference % of peak | update cosine | norm ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ratio = statistics.median(r["ratios"])
+        lines.append(
+            f"| {r['N']} | {r['T']} | {r['K']} | {r['neurodyn_s']:.4g} | {r['reference_s']:.4g} | "
+            f"{ratio:.2f} [{min(r['ratios']):.2f}–{max(r['ratios']):.2f}] | "
+            f"{100 * r['flops'] / r['neurodyn_s'] / peak:.0f} % | "
+            f"{100 * r['flops'] / r['reference_s'] / peak:.0f} % | {r['cosine']:.6f} | "
+            f"{r['norm_ratio']:.5f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def reference_main(args) -> int:
+    ref = load_reference(args.reference)
+    horizons = args.horizons or ([20] if args.quick else [100, 1000])
+    tangents = args.tangents or ([4, 8] if args.quick else [32, 128, 256])
+    units = args.units or ([16] if args.quick else [128])
+    peak = matmul_peak(2 * args.repeats, n=1024)
+    print(f"# {machine()}\n# matmul peak {peak / 1e9:.0f} GFLOP/s", flush=True)
+    rows = []
+    for n in units:
+        for t in horizons:
+            for k in tangents:
+                row = side_by_side(ref, n, t, k, args.repeats)
+                if not (row["cosine"] > 0.9999 and abs(row["norm_ratio"] - 1) < 1e-3):
+                    raise SystemExit(
+                        f"the updates disagree at N={n} T={t} K={k}: cosine {row['cosine']:.6f}, "
+                        f"norm ratio {row['norm_ratio']:.5f} — not the same algorithm or convention"
+                    )
+                rows.append(row)
+                print(
+                    f"N={n} T={t} K={k}: neurodyn {row['neurodyn_s']:.4g} s, reference "
+                    f"{row['reference_s']:.4g} s, ratio {statistics.median(row['ratios']):.2f}, "
+                    f"cosine {row['cosine']:.6f}",
+                    flush=True,
+                )
+    peak = max(peak, matmul_peak(2 * args.repeats, n=1024))
+    out = Path(args.out if args.out_given else str(RESULTS / "step_cost_reference"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = reference_table(rows, peak, args.repeats)
+    print(text)
+    out.with_suffix(".md").write_text(text)
+    out.with_suffix(".json").write_text(
+        json.dumps({"machine": machine(), "peak_flops": peak, "rows": rows}, indent=1)
+    )
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="T ∈ {100, 1000}, K ∈ {16, 64}")
@@ -202,10 +383,22 @@ def main(argv=None) -> int:
     parser.add_argument("--nets", nargs="*", default=["flipflop", "kalman"])
     parser.add_argument("--horizons", type=int, nargs="*", default=None)
     parser.add_argument("--tangents", type=int, nargs="*", default=None)
-    parser.add_argument("--out", default=str(RESULTS / "step_cost"), help="output prefix")
+    parser.add_argument("--out", default=None, help="output prefix")
+    parser.add_argument(
+        "--reference",
+        default=None,
+        help="path of a reference SOFO api.py: time neurodyn against it side by side",
+    )
+    parser.add_argument(
+        "--units", type=int, nargs="*", default=None, help="N for --reference (default 128)"
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be ≥ 1")
+    args.out_given = args.out is not None
+    if args.reference is not None:
+        return reference_main(args)
+    args.out = args.out or str(RESULTS / "step_cost")
     horizons = args.horizons or ([100, 1000] if args.quick else [100, 1000, 5000])
     tangents = args.tangents or ([16, 64] if args.quick else [16, 32, 64, 128, 256])
 

@@ -3,9 +3,11 @@
 import importlib.util
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
+import jax.numpy as jnp
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -269,3 +271,99 @@ def test_contention_quick_times_both_settings_and_restores_the_affinity(tmp_path
         assert r["alone_s"] > 0 and r["other_core_busy_s"] > 0
         assert r["slowdown"] == pytest.approx(r["other_core_busy_s"] / r["alone_s"])
     assert "| digits | sofo |" in out.with_suffix(".md").read_text()
+
+
+# A stand-in for the reference SOFO code (`--reference`), written here from the formulas of
+# SPEC §2 with the reference's call signatures: per-step forward-mode lanes in a scan, the MSE
+# GGN averaged over the batch, relative damping on the eigenvalues. `SCALE` ≠ 1 makes it wrong.
+_STAND_IN = """
+import jax, jax.numpy as jnp
+SCALE = {scale}
+
+def sample_v(tangent_size, params, rng):
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(rng, len(leaves))
+    v = [jax.random.normal(k, (tangent_size,) + x.shape) for k, x in zip(keys, leaves)]
+    norm = jnp.sqrt(sum(jnp.sum(x.reshape(tangent_size, -1) ** 2, 1) for x in v))
+    return jax.tree.unflatten(treedef, [x / norm.reshape((-1,) + (1,) * (x.ndim - 1)) for x in v])
+
+def value_and_sofo_grad_temporal(rnn, loss, tangent_size=100, damping=1e-5):
+    def outer(z_init, batch):
+        def inner(rng, params):
+            v = sample_v(tangent_size, params, rng)
+            def body(carry, xs):
+                z, zdot, total, vg, ggn = carry
+                u, target = xs
+                f = lambda p, z: rnn(p, z, u)[0]
+                lane = lambda vp, vz: jax.jvp(f, (params, z), (vp, vz))
+                (z_new, y), (zdot_new, ydot) = jax.vmap(lane, out_axes=((None, None), 0))(v, zdot)
+                value, g = jax.value_and_grad(loss)(y, target)
+                vg = vg + jnp.einsum("bo,kbo->k", g, ydot)
+                ggn = ggn + jnp.einsum("kbo,lbo->kl", ydot, ydot) / y.shape[0]
+                return (z_new, zdot_new, total + value, vg, ggn), y
+            k = tangent_size
+            init = (z_init, jnp.zeros((k,) + z_init.shape), 0.0, jnp.zeros(k), jnp.zeros((k, k)))
+            (_, _, total, vg, ggn), ys = jax.lax.scan(body, init, batch)
+            s, u = jnp.linalg.eigh(ggn)
+            alpha = u @ ((u.T @ vg) / (s + damping * jnp.max(s)))
+            step = jax.tree.map(lambda x: SCALE * jnp.tensordot(alpha, x, 1), v)
+            return total, step, ys
+        return inner
+    return outer
+"""
+
+
+def _stand_in(tmp_path, scale=1.0):
+    path = tmp_path / f"api_{scale}.py"
+    path.write_text(_STAND_IN.format(scale=scale))
+    return path
+
+
+def test_step_cost_reference_quick_agrees_and_writes_the_table(tmp_path):
+    step_cost = _load("step_cost")
+    out = tmp_path / "ref"
+    argv = ["--reference", str(_stand_in(tmp_path)), "--quick", "--repeats", "2"]
+    assert step_cost.main([*argv, "--out", str(out)]) == 0
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert [(r["N"], r["T"], r["K"]) for r in data["rows"]] == [(16, 20, 4), (16, 20, 8)]
+    for r in data["rows"]:
+        assert r["cosine"] > 0.9999 and abs(r["norm_ratio"] - 1) < 1e-3
+        assert r["loss"][0] == pytest.approx(r["loss"][1], rel=1e-5)
+        assert len(r["ratios"]) == 2 and all(x > 0 for x in r["ratios"])
+    assert "| 16 | 20 | 8 |" in out.with_suffix(".md").read_text()
+
+
+def test_step_cost_reference_refuses_a_different_update_and_a_missing_file(tmp_path):
+    step_cost = _load("step_cost")
+    wrong = ["--reference", str(_stand_in(tmp_path, scale=1.5)), "--quick", "--repeats", "1"]
+    with pytest.raises(SystemExit, match="disagree"):
+        step_cost.main([*wrong, "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="no file"):
+        step_cost.main(["--reference", str(tmp_path / "none.py"), "--quick"])
+
+
+def test_step_profile_quick_names_the_matrix_products_and_sweeps_chunks(tmp_path):
+    step_profile = _load("step_profile")
+    out = tmp_path / "prof"
+    argv = ["--quick", "--repeats", "2", "--chunk-sizes", "1", "2", "auto", "--out", str(out)]
+    assert step_profile.main(argv) == 0
+    data = json.loads(out.with_suffix(".json").read_text())
+    (result,) = data["results"]
+    kinds = {o["kind"] for o in result["ops"]}
+    assert "matmul" in kinds  # the tangent products were found in the compiled HLO
+    pattern = r"matmul f\d\d\[128,16\] × f\d\d\[16,16\]"  # float64 in the suite, 32 in scripts
+    state = [o for o in result["ops"] if re.fullmatch(pattern, o["what"])]
+    assert state and state[0]["gflops"] > 0  # K·B = 4·32 rows against W: the state tangents
+    assert sum(o["share"] for o in result["ops"]) == pytest.approx(1.0)
+    assert set(data["chunks"][0]["seconds"]) == {"1", "2", "auto"}
+
+
+def test_auto_chunk_is_the_per_step_recursion_on_the_cpu(monkeypatch):
+    from neurodyn.optim import _sofo
+
+    carry = jnp.zeros((32, 128), jnp.float32)
+    assert _sofo._auto_chunk(1000, 128, carry, 64 * 2**20) == 1
+    monkeypatch.setattr(_sofo.jax, "default_backend", lambda: "gpu")
+    # on an accelerator: the largest chunk ≤ 16 whose K drives (128 · 32·128·4 B) fit 64 MiB
+    assert _sofo._auto_chunk(1000, 128, carry, 64 * 2**20) == 16
+    assert _sofo._auto_chunk(1000, 128, carry, 4 * 2**20) == 2

@@ -217,7 +217,17 @@ def _gemm_layout(tangents):
 
 
 def _auto_chunk(n_steps: int, n_tangents: int, carry_dyn: Any, budget_bytes: int) -> int:
-    """Largest chunk (≤ 16 steps) whose K per-step parameter drives fit in `budget_bytes`."""
+    """The chunk size `chunk_size=None` picks: a measured rule per backend.
+
+    On the CPU the per-step recursion (1) was the fastest at every measured size
+    (`benchmarks/step_profile.py` and the chunk sweep in docs/benchmarks.md#where-the-time-goes:
+    N ∈ {64, 128, 256}, K ∈ {32, 128, 256}; chunks of 2–16 steps cost 1.05–1.6× the time,
+    because the C stored parameter drives leave the cache). On an accelerator, where one large
+    product beats C small ones, the largest chunk (≤ 16 steps) whose K per-step parameter
+    drives fit in `budget_bytes` (not yet measured against 1: `benchmarks/gpu.sh` step 6).
+    """
+    if jax.default_backend() == "cpu":
+        return 1
     per_step = n_tangents * sum(
         int(np.prod(jnp.shape(c))) * jnp.dtype(jnp.result_type(c)).itemsize
         for c in jax.tree.leaves(carry_dyn)
@@ -425,8 +435,9 @@ def value_and_sofo_grad_scan(
     - `time_axis`: the time axis of the `xs` leaves (0: time-major; tasks pass batch-first
       arrays with 1, which avoids a time-major copy of the batch).
     - `chunk_size`: number of steps whose parameter drives ∂F/∂θ·V are computed together
-      (see below); `1` (default) is the plain per-step recursion, `None` picks up to 16
-      steps within a 64 MiB budget. The result does not depend on it (up to round-off).
+      (see below); `1` (default) is the plain per-step recursion, the fastest on the CPU at
+      every size measured; `None` picks 1 on the CPU and, on an accelerator, up to 16 steps
+      within a 64 MiB budget. The result does not depend on it (up to round-off).
 
     Because the tangent recursion is linear and the primal does not depend on the tangents,
     the scan runs in chunks of C steps: the primal first, then the C parameter drives at once
