@@ -33,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.random as jr
 
@@ -118,12 +119,48 @@ def chunk_sweep(n_units: int, k: int, t: int, chunks, repeats: int) -> dict:
 
 def profile(n_units: int, k: int, t: int, repeats: int) -> dict:
     fn, params, tangents = _iteration(n_units, k, t)
-    ops = hlo_ops(fn.lower(params, tangents).compile().as_text())
-    wall = _median_seconds(fn, (params, tangents), repeats)  # without the profiler
+    macs = sum(int(x.size) for x in jax.tree.leaves(params) if x.ndim == 2)
+    result = profile_callable(fn, (params, tangents), t, repeats)
+    return {
+        "N": n_units,
+        "K": k,
+        "T": t,
+        "bound_flops": 2 * (2 * k + 1) * macs * BATCH * t,
+        **result,
+    }
+
+
+def task_iteration(name: str, k: int | None, batch: int):
+    """One SOFO iteration of a task's default model through `nd.optim.sofo` (what `fit` runs)."""
+    task = nd.tasks.get(name)
+    model = task.default_model(key=jr.PRNGKey(0))
+    data = task.sample(key=jr.PRNGKey(1), batch_size=batch)
+    problem = task.problem(model, data, key=jr.PRNGKey(2))
+    k = k or 48
+    trainable = model.trainable()
+    opt = nd.optim.sofo(learning_rate=0.01, n_tangents=k)
+    state = opt.init(model, trainable)
+    dynamic, static = eqx.partition((model, state, problem), eqx.is_array)
+
+    def iteration(d):
+        m, s, p = eqx.combine(d, static)
+        new_model, new_state = opt.step(m, s, p, key=jr.PRNGKey(3), trainable=trainable)[:2]
+        return eqx.filter((new_model, new_state), eqx.is_array)
+
+    params = eqx.filter(model, trainable)
+    macs = sum(int(x.size) for x in jax.tree.leaves(params) if x.ndim == 2)
+    n_steps = problem.n_steps
+    return jax.jit(iteration), (dynamic,), n_steps, k, 2 * (2 * k + 1) * macs * batch * n_steps
+
+
+def profile_callable(fn, args, t: int, repeats: int) -> dict:
+    """Per-op times of `fn(*args)` (a jitted call whose loop body runs `t` times)."""
+    ops = hlo_ops(fn.lower(*args).compile().as_text())
+    wall = _median_seconds(fn, args, repeats)  # without the profiler
     with tempfile.TemporaryDirectory() as tmp:
         with jax.profiler.trace(tmp, create_perfetto_trace=True):
             for _ in range(repeats):
-                jax.block_until_ready(fn(params, tangents))
+                jax.block_until_ready(fn(*args))
         trace = sorted(Path(tmp).rglob("*.trace.json.gz"))[-1]
         events = json.loads(gzip.decompress(trace.read_bytes()))
     events = events["traceEvents"] if isinstance(events, dict) else events
@@ -145,16 +182,7 @@ def profile(n_units: int, k: int, t: int, repeats: int) -> dict:
                 "gflops": op["flops"] * t / secs / 1e9 if op["flops"] and secs > 0 else None,
             }
         )
-    macs = sum(int(x.size) for x in jax.tree.leaves(params) if x.ndim == 2)
-    return {
-        "N": n_units,
-        "K": k,
-        "T": t,
-        "iteration_s": wall,
-        "profiled_s": profiled,
-        "bound_flops": 2 * (2 * k + 1) * macs * BATCH * t,
-        "ops": rows,
-    }
+    return {"iteration_s": wall, "profiled_s": profiled, "ops": rows}
 
 
 def chunk_table(sweeps) -> str:
@@ -187,9 +215,12 @@ def table(results, peak, top) -> str:
         mm = sum(o["share"] for o in r["ops"] if o["kind"] == "matmul")
         ew = sum(o["share"] for o in r["ops"] if o["kind"] != "matmul")
         pct = 100 * r["bound_flops"] / r["iteration_s"] / peak
+        where = (
+            f"task {r['task']} (default model, B = {r['B']})" if "task" in r else f"N = {r['N']}"
+        )
         lines += [
             "",
-            f"## N = {r['N']}, K = {r['K']}, T = {r['T']}: {r['iteration_s']:.3g} s per "
+            f"## {where}, K = {r['K']}, T = {r['T']}: {r['iteration_s']:.3g} s per "
             f"iteration, {pct:.0f} % of peak; of the ops' profiled time (itself "
             f"{100 * r['profiled_s'] / r['iteration_s']:.0f} % of the wall clock): matrix "
             f"products {100 * mm:.0f} %, element-wise loops {100 * ew:.0f} %",
@@ -221,9 +252,16 @@ def main(argv=None) -> int:
         "the first is the baseline of the ratios",
     )
     parser.add_argument("--no-profile", action="store_true", help="only the chunk sweep")
+    parser.add_argument(
+        "--task",
+        default=None,
+        help="profile a task's SOFO iteration instead (its default model, `nd.optim.sofo`; "
+        "K from --tangents, default 48)",
+    )
+    parser.add_argument("--batch", type=int, default=64, help="batch size for --task")
     parser.add_argument("--out", default=str(RESULTS / "step_profile"), help="output prefix")
     args = parser.parse_args(argv)
-    for name in ("repeats", "top", "horizon"):
+    for name in ("repeats", "top", "horizon", "batch"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name} must be ≥ 1; got {value}")
@@ -235,6 +273,13 @@ def main(argv=None) -> int:
             parser.error(f"--chunk-sizes takes ints ≥ 1 or 'auto'; got {c!r}")
     peak = matmul_peak(10, n=1024)
     results, sweeps = [], []
+    if args.task:
+        for k in args.tangents or [48]:
+            fn, fargs, t, k, bound = task_iteration(args.task, k, args.batch)
+            r = {"task": args.task, "B": args.batch, "K": k, "T": t, "bound_flops": bound}
+            results.append({**r, **profile_callable(fn, fargs, t, args.repeats)})
+            print(f"{args.task} K={k}: {results[-1]['iteration_s']:.4g} s per iteration")
+        units = []  # the task replaces the vanilla grid
     for n in units:
         for k in tangents:
             if not args.no_profile:

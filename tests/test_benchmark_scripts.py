@@ -367,3 +367,14 @@ def test_auto_chunk_is_the_per_step_recursion_on_the_cpu(monkeypatch):
     # on an accelerator: the largest chunk ≤ 16 whose K drives (128 · 32·128·4 B) fit 64 MiB
     assert _sofo._auto_chunk(1000, 128, carry, 64 * 2**20) == 16
     assert _sofo._auto_chunk(1000, 128, carry, 4 * 2**20) == 2
+
+
+def test_step_profile_task_mode_profiles_the_optimizer_iteration(tmp_path):
+    step_profile = _load("step_profile")
+    out = tmp_path / "task"
+    argv = ["--task", "flipflop", "--tangents", "4", "--batch", "4", "--repeats", "1"]
+    assert step_profile.main([*argv, "--out", str(out)]) == 0
+    (result,) = json.loads(out.with_suffix(".json").read_text())["results"]
+    assert (result["task"], result["B"], result["K"]) == ("flipflop", 4, 4)
+    assert result["bound_flops"] > 0 and any(o["kind"] == "matmul" for o in result["ops"])
+    assert "task flipflop (default model, B = 4), K = 4" in out.with_suffix(".md").read_text()

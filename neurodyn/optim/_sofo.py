@@ -219,10 +219,10 @@ def _gemm_layout(tangents):
 def _auto_chunk(n_steps: int, n_tangents: int, carry_dyn: Any, budget_bytes: int) -> int:
     """The chunk size `chunk_size=None` picks: a measured rule per backend.
 
-    On the CPU the per-step recursion (1) was the fastest at every measured size
-    (`benchmarks/step_profile.py` and the chunk sweep in docs/benchmarks.md#where-the-time-goes:
-    N ∈ {64, 128, 256}, K ∈ {32, 128, 256}; chunks of 2–16 steps cost 1.05–1.6× the time,
-    because the C stored parameter drives leave the cache). On an accelerator, where one large
+    On the CPU the per-step recursion (1): in the chunk sweep of `benchmarks/step_profile.py`
+    (docs/benchmarks.md#where-the-time-goes; N ∈ {64, 128, 256}, K ∈ {32, 128, 256}) chunks
+    of 2–16 steps cost 1.15–2.2× its time up to N·K = 128·128 and 0.93–1.2× above, never
+    clearly less: the C stored parameter drives leave the cache. On an accelerator, where one large
     product beats C small ones, the largest chunk (≤ 16 steps) whose K per-step parameter
     drives fit in `budget_bytes` (not yet measured against 1: `benchmarks/gpu.sh` step 6).
     """
