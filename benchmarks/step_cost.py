@@ -247,19 +247,27 @@ def vanilla_rnn(n_units: int, n_steps: int, batch: int = BATCH):
     return params, step, loss, jnp.zeros((batch, n_units)), xs, ref_rnn, ref_loss
 
 
+def _usage_error(message: str):
+    """Exit 2 with `message` on stderr, as argparse does (the exception still carries it)."""
+    print(f"step_cost.py: error: {message}", file=sys.stderr)
+    err = SystemExit(message)
+    err.code = 2
+    raise err
+
+
 def load_reference(path: str):
     """Import the reference module from `path`; a clear error if it is not usable."""
     import importlib.util
 
     file = Path(path)
     if not file.is_file():
-        raise SystemExit(f"--reference: no file at {path!r} (give the path of the reference)")
+        _usage_error(f"--reference: no file at {path!r} (give the path of the reference)")
     spec = importlib.util.spec_from_file_location("sofo_reference", file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     missing = [n for n in ("value_and_sofo_grad_temporal", "sample_v") if not hasattr(module, n)]
     if missing:
-        raise SystemExit(f"--reference: {path!r} defines no {', '.join(missing)}")
+        _usage_error(f"--reference: {path!r} defines no {', '.join(missing)}")
     return module
 
 
@@ -365,7 +373,7 @@ def reference_main(args) -> int:
                     flush=True,
                 )
     peak = max(peak, matmul_peak(2 * args.repeats, n=1024))
-    out = Path(args.out if args.out_given else str(RESULTS / "step_cost_reference"))
+    out = Path(args.out or str(RESULTS / "step_cost_reference"))
     out.parent.mkdir(parents=True, exist_ok=True)
     text = reference_table(rows, peak, args.repeats)
     print(text)
@@ -395,7 +403,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be ≥ 1")
-    args.out_given = args.out is not None
     if args.reference is not None:
         return reference_main(args)
     args.out = args.out or str(RESULTS / "step_cost")

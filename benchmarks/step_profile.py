@@ -27,10 +27,8 @@ import gzip
 import json
 import math
 import re
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import equinox as eqx
@@ -41,7 +39,7 @@ import neurodyn as nd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
-from step_cost import BATCH, matmul_peak, vanilla_rnn  # noqa: E402
+from step_cost import BATCH, matmul_peak, median_seconds, vanilla_rnn  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _COMP = re.compile(r"^%?([\w.\-]+) \((.*)\) -> (\S+) \{$")
@@ -98,22 +96,12 @@ def _iteration(n_units: int, k: int, t: int, chunk_size=1):
     return jax.jit(lambda p, v: sofo(p, v, h0, xs)[:2]), params, tangents
 
 
-def _median_seconds(fn, args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def chunk_sweep(n_units: int, k: int, t: int, chunks, repeats: int) -> dict:
     """Seconds per iteration at each `chunk_size` ("auto": None), same process."""
     out = {}
     for c in chunks:
         fn, params, tangents = _iteration(n_units, k, t, None if c == "auto" else int(c))
-        out[str(c)] = _median_seconds(fn, (params, tangents), repeats)
+        out[str(c)] = median_seconds(lambda: fn(params, tangents), repeats)[0]
     return out
 
 
@@ -155,8 +143,10 @@ def task_iteration(name: str, k: int | None, batch: int):
 
 def profile_callable(fn, args, t: int, repeats: int) -> dict:
     """Per-op times of `fn(*args)` (a jitted call whose loop body runs `t` times)."""
-    ops = hlo_ops(fn.lower(*args).compile().as_text())
-    wall = _median_seconds(fn, args, repeats)  # without the profiler
+    compiled = fn.lower(*args).compile()  # compiled once: named from, timed and profiled
+    ops = hlo_ops(compiled.as_text())
+    fn = compiled
+    wall = median_seconds(lambda: fn(*args), repeats)[0]  # without the profiler
     with tempfile.TemporaryDirectory() as tmp:
         with jax.profiler.trace(tmp, create_perfetto_trace=True):
             for _ in range(repeats):
