@@ -378,3 +378,36 @@ def test_step_profile_task_mode_profiles_the_optimizer_iteration(tmp_path):
     assert (result["task"], result["B"], result["K"]) == ("flipflop", 4, 4)
     assert result["bound_flops"] > 0 and any(o["kind"] == "matmul" for o in result["ops"])
     assert "task flipflop (default model, B = 4), K = 4" in out.with_suffix(".md").read_text()
+
+
+def test_double_reach_quick_trains_both_arms_then_reads_finished_runs_back(tmp_path, capsys):
+    """`benchmarks/double_reach.py --quick`: the reference arm (Adam) and SOFO under its
+    wall-clock budget, trained through the run layer into run folders; a second call reads the
+    finished runs back instead of retraining; a run of another configuration is retrained."""
+    dr = _load("double_reach")
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    args = ["--quick", "--out", str(out), "--runs", str(runs)]
+    assert dr.main(args) == 0
+    saved = json.loads((out / "double_reach.json").read_text())
+    assert [r["arm"] for r in saved["runs"]] == ["adam", "sofo"]
+    adam, sofo = saved["runs"]
+    assert adam["iterations"] == 3 and 1 <= sofo["iterations"] <= 3
+    assert saved["budget_seconds"] == adam["train_seconds"]
+    for r in saved["runs"]:
+        assert 0 <= r["endpoint_error_1_cm"] < 100 and 0 <= r["endpoint_error_2_cm"] < 100
+        assert r["endpoint_error_cm"] == pytest.approx(
+            (r["endpoint_error_1_cm"] + r["endpoint_error_2_cm"]) / 2, rel=0.05
+        )
+        assert (runs / f"{r['arm']}_s0" / "run.json").exists()
+    for name in ("double_reach.md", "double_reach.png", "double_reach_hand_paths.png"):
+        assert (out / name).stat().st_size > 0
+    capsys.readouterr()
+    stamp = (runs / "adam_s0" / "history.nc").stat().st_mtime_ns
+    assert dr.main(args) == 0
+    assert capsys.readouterr().out.count("read back") == 2
+    assert (runs / "adam_s0" / "history.nc").stat().st_mtime_ns == stamp
+    config = dr.arm_config("adam", 0, quick=True, training={"n_iters": 2})
+    assert dr.finished(runs / "adam_s0", config) is None  # another configuration: retrain
+    with pytest.raises(SystemExit) as exc:
+        dr.main([*args, "--reference", "fgd"])
+    assert exc.value.code == 2
