@@ -411,3 +411,8 @@ def test_double_reach_quick_trains_both_arms_then_reads_finished_runs_back(tmp_p
     with pytest.raises(SystemExit) as exc:
         dr.main([*args, "--reference", "fgd"])
     assert exc.value.code == 2
+    # an arm on its own with a given budget: the reference is not trained
+    assert dr.main([*args, "--arms", "sofo", "--budget", "5", "--seeds", "1"]) == 0
+    saved = json.loads((out / "double_reach.json").read_text())
+    assert [(r["arm"], r["seed"]) for r in saved["runs"]] == [("sofo", 1)]
+    assert saved["budget_seconds"] == 5 and not (runs / "adam_s1").exists()

@@ -224,20 +224,28 @@ def test_batch_shapes_and_dtypes(cls, size, getkey):
             if not name.endswith("_time"):
                 assert value.dtype == jnp.int32, name
     assert np.all(np.asarray(batch.metadata["condition"]) == -1)
-    # SPEC §3.4b §5: 10 ms = 5 × 2 ms; the single reach's torque arm steps at 10 ms at size
-    # "cpu" (CPU_TORQUE_TASK), the double reach keeps the substeps.
-    cpu_substeps = 1 if cls is ReachTask else 5
-    assert task.n_substeps == {"cpu": cpu_substeps, "paper": 1}[size]
+    # SPEC §3.4b §5: 10 ms = 5 × 2 ms; the torque arm steps at 10 ms at size "cpu"
+    # (CPU_TORQUE_TASK), the muscle arm keeps the substeps.
+    assert task.n_substeps == {"cpu": 1, "paper": 1}[size]
+    assert cls.from_size(size, plant="muscle").n_substeps == {"cpu": 5, "paper": 1}[size]
 
 
 def test_cpu_torque_reach_defaults_and_optimizer():
-    """`neurodyn fit reach` trains the torque arm with Adam on the CPU task settings; the muscle
-    arm, the paper size and the double reach keep SPEC's task and SOFO."""
+    """`neurodyn fit reach` and `neurodyn fit double-reach` train the torque arm with Adam on
+    the CPU task settings; the muscle arm and the paper size keep SPEC's task and SOFO."""
     task = ReachTask.from_size("cpu")
     assert (task.arm_dt, task.angle_margin, task.radius_margin) == (0.01, 18.0, 0.05)
     assert task.default_optimizer() == "adam"
     assert task.hyperparameters()["learning_rate"] == 0.02  # SOFO's own (swept) table
     assert task.hyperparameters("adam")["batch_size"] == 128
+    double = DoubleReachTask.from_size("cpu")
+    assert (double.arm_dt, double.angle_margin, double.radius_margin) == (0.01, 18.0, 0.05)
+    assert double.default_optimizer() == "adam" and double.movement_time == 0.4
+    adam = double.hyperparameters("adam")
+    assert adam["n_iters"] == 25000 and adam["clip_norm"] == 5.0
+    assert {k: v for k, v in adam.items() if k not in ("n_iters", "eval_every")} == {
+        k: v for k, v in task.hyperparameters("adam").items() if k not in ("n_iters", "eval_every")
+    }  # the main job's recipe, trained longer
     # the evaluation stays on SPEC's canonical conditions
     assert np.allclose(task.training_angle_range, (-54.0, 234.0))
     assert np.allclose(task.training_radius_range, (0.15, 0.55))
@@ -245,7 +253,8 @@ def test_cpu_torque_reach_defaults_and_optimizer():
     for other in (
         ReachTask.from_size("cpu", plant="muscle"),
         ReachTask.from_size("paper"),
-        DoubleReachTask.from_size("cpu"),
+        DoubleReachTask.from_size("cpu", plant="muscle"),
+        DoubleReachTask.from_size("paper"),
     ):
         assert other.default_optimizer() == "sofo"
         assert (other.arm_dt, other.angle_margin, other.radius_margin) == (0.002, 0.0, 0.0)

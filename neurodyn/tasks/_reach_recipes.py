@@ -62,6 +62,13 @@ the first 10 % of the iterations to 4e-5. The gradient is clipped to norm 5 befo
 without it, rare BPTT gradients hundreds of times their median threw some seeds far from the
 targets (docs/benchmarks.md)."""
 
+CPU_DOUBLE_REACH_ADAM = {**CPU_TORQUE_ADAM, "n_iters": 25000, "eval_every": 2500}
+"""The double reach's default at size `"cpu"` on the torque arm (`neurodyn fit double-reach`,
+our choice): the main job's Adam recipe, trained 25,000 iterations (≈ 37 min of one core)
+because 8000 left both endpoints near 10 cm. Measured against SOFO by
+benchmarks/double_reach.py (docs/reproducing.md, "The double reach"); neither reaches the 2 cm
+success level there."""
+
 CPU_TORQUE_TASK = {"arm_dt": 0.01, "angle_margin": 18.0, "radius_margin": 0.05}
 """Task defaults of the single reach on the torque arm at size `"cpu"` (our choice;
 `ReachTask.from_size`): one 10 ms arm step per network step (the closed-loop endpoint barely
@@ -69,12 +76,6 @@ moves against 5 × 2 ms substeps, and each iteration is cheaper; docs/benchmarks
 "Reaching") and training targets drawn 18° and 5 cm beyond the evaluated ranges (see "Edge
 directions" and "Edge radius" in `ReachTask`). The evaluated conditions are the reference
 code's."""
-
-_ADAM_CPU_REFERENCE_TASK = {"n_iters": 5000, "batch_size": 32, "learning_rate": 1e-3, "eps": 1e-7}
-"""Adam lr 1e-3 on the reach's torque arm with the reference code's task settings (our
-choice: the best of a sweep over {3e-4, 1e-3, 3e-3} after the Adam fix of 2026-11-27, with
-benchmarks/time_to_solution.py; results in benchmarks/results/time_to_solution.md). The double
-reach keeps it."""
 
 REACH_HYPERPARAMETERS = {
     "torque": {
@@ -160,7 +161,7 @@ DOUBLE_REACH_HYPERPARAMETERS = {
     "torque": {
         "cpu": {
             **REACH_HYPERPARAMETERS["torque"]["cpu"],
-            "adam": _ADAM_CPU_REFERENCE_TASK,
+            "adam": CPU_DOUBLE_REACH_ADAM,
         },
         # The authors' reference code (c5d617e): B = 256, K = 256, η = 0.05, λ = 1e-5, 5000
         # iterations; Adam lr 5e-4, ε = 1e-7. FGD / first-order SOFO: our choice.
