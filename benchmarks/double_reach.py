@@ -27,7 +27,7 @@ issue's level) and the mean within 2 cm (the task's success level).
 
 Writes `OUT/double_reach.md`, `.json`, `double_reach.png` (evaluated endpoint errors against
 training seconds, both reaches, every run) and `double_reach_hand_paths.png` (the noiseless hand
-paths of both reaches for 8 target pairs, the median seed of each arm).
+paths of both reaches for 4 target pairs, the median seed of each arm).
 """
 
 from __future__ import annotations
@@ -218,15 +218,22 @@ def plot_curves(records, path: Path) -> None:
 
 
 def plot_hand_paths(records, arms, path: Path) -> None:
-    """Noiseless hand paths of the median seed of each arm, target 1 in each of the 8
-    directions and target 2 three directions on (condition 8·i + (i + 3) mod 8)."""
+    """Noiseless hand paths of the median seed of each arm for 4 target pairs: target 1 in
+    canonical direction i = 0..3, target 2 opposite it (condition 8·i + i + 4), so that no two
+    targets drawn share a place."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(
-        1, len(arms), figsize=(4.5 * len(arms), 4.5), squeeze=False, constrained_layout=True
+        1,
+        len(arms),
+        figsize=(4.5 * len(arms), 4.5),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+        constrained_layout=True,
     )
     for ax, arm in zip(axes[0], arms):
         recs = sorted((r for r in records if r["arm"] == arm), key=lambda r: r["endpoint_error_cm"])
@@ -235,8 +242,8 @@ def plot_hand_paths(records, arms, path: Path) -> None:
         outputs, batch = task.eval_outputs(model, key=None, noise=False)
         md = batch.metadata
         go1, go2 = np.asarray(md["go_cue1"]), np.asarray(md["go_cue2"])
-        for i in range(8):
-            c = 8 * i + (i + 3) % 8
+        for i in range(4):
+            c = 8 * i + i + 4
             colour = f"C{i}"
             xy = outputs[c, :, :2]
             ax.plot(*xy[go1[c] : go2[c] + 1].T, color=colour, lw=1.5)
