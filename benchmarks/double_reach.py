@@ -8,14 +8,16 @@ the same run layer (`neurodyn.runs.run_fit`, one process, no exports) — into a
 read, not retrained, so an interrupted benchmark picks up where it stopped and a run made with
 the CLI (the same command) counts.
 
-Protocol. The reference arm (`--reference`, default `adam`, the task's default optimizer at
-this size) trains its recommended iterations on every seed; every other arm gets the median of
-the reference's training seconds as a wall-clock budget (`time_budget`: compilation and
-evaluation excluded) with its recommended step size and damping. Neither arm's step size is
+Protocol. The reference arm (`--reference`, default `adam`: the recipe that gets closest to
+both targets) trains its recommended iterations on every seed; every other arm gets the median
+of the reference's completed runs' training seconds (or `--budget`) as a wall-clock budget
+(`time_budget`: compilation and evaluation excluded) with its recommended step size and
+damping. Neither arm's step size is
 swept here: Adam's recipe is the single reach's (swept there), SOFO's η and λ were swept on this
 task separately (docs/reproducing.md, "The double reach"). Reported per run: iterations,
 training seconds, both endpoint errors and their mean on the 64 canonical conditions (with the
-task's noise, `task.evaluate`), the fraction of trials with both endpoints within 2 cm; per arm
+task's noise, `task.evaluate`), the fraction of trials with both endpoints within 2 cm — or,
+for a run that stopped with a non-finite step (`FitError`), the iteration and reason; per arm
 the median and range over seeds, and how many seeds bring both endpoints within 3 cm (the
 issue's level) and the mean within 2 cm (the task's success level).
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -44,6 +47,7 @@ import numpy as np
 import neurodyn as nd
 from neurodyn.config import resolve_config
 from neurodyn.runs import prepare_out, run_fit
+from neurodyn.training import FitError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
@@ -69,14 +73,15 @@ def arm_config(arm: str, seed: int, *, quick: bool, training: dict | None = None
 
 def finished(folder: Path, config: dict) -> dict | None:
     """The run summary in `folder` if it holds a finished run of `config` (its `run.json` says
-    completed or stopped and its `config.toml` matches), else None."""
+    completed, stopped or failed — a diverged run is a result — and its `config.toml`
+    matches), else None."""
     from neurodyn.config import read_toml
 
     summary_file, config_file = folder / "run.json", folder / "config.toml"
     if not (summary_file.exists() and config_file.exists()):
         return None
     summary = json.loads(summary_file.read_text("utf-8"))
-    if summary.get("status") not in ("completed", "stopped"):
+    if summary.get("status") not in ("completed", "stopped", "failed"):
         return None
     saved = read_toml(config_file)
     keys = ("task", "size", "seed", "optimizer", "training")
@@ -99,17 +104,26 @@ def train_one(arm, seed, runs: Path, *, quick, log, time_budget=None, training=N
     summary = finished(folder, config)
     if summary is None:
         prepare_out(folder, force=folder.exists())
-        summary = run_fit(config, folder, progress=False, export=False, time_budget=time_budget)
+        try:
+            summary = run_fit(config, folder, progress=False, export=False, time_budget=time_budget)
+        except FitError:  # run_fit wrote run.json (status "failed") and the history
+            summary = json.loads((folder / "run.json").read_text("utf-8"))
     else:
         log(f"{arm} seed {seed}: read back from {folder}")
-    task, model = nd.analysis.load_run(folder).model()
-    metrics = task.evaluate(model, key=EVAL_KEY)
     history = nd.analysis.load(folder / "history.nc")
+    failed = summary["status"] == "failed"
+    if failed:  # its parameters at the failure are not a trained network: no metrics
+        metrics = dict.fromkeys(METRICS, math.nan)
+    else:
+        task, model = nd.analysis.load_run(folder).model()
+        metrics = task.evaluate(model, key=EVAL_KEY)
     wall = history["wall_time"].values
     rec = {
         "arm": arm,
         "seed": seed,
         "folder": str(folder),
+        "status": summary["status"],
+        "reason": summary.get("reason"),
         "learning_rate": config["optimizer"].get("learning_rate"),
         "iterations": int(history.sizes["iteration"]),
         # training seconds after the compiling step, as `time_budget` counts them
@@ -123,6 +137,7 @@ def train_one(arm, seed, runs: Path, *, quick, log, time_budget=None, training=N
     log(
         f"{arm:5s} seed {seed}: {rec['iterations']} it in {rec['train_seconds']:.0f} s, reach 1 "
         f"{rec['endpoint_error_1_cm']:.2f} cm, reach 2 {rec['endpoint_error_2_cm']:.2f} cm"
+        + (f" — FAILED: {rec['reason']}" if failed else "")
     )
     return rec
 
@@ -145,9 +160,11 @@ def summarise(records, arms) -> list[dict]:
     rows = []
     for arm in arms:
         recs = [r for r in records if r["arm"] == arm]
-        row = {"arm": arm, "seeds": len(recs)}
+        row = {"arm": arm, "seeds": len(recs), "failed": sum(r["status"] == "failed" for r in recs)}
         for key in ("iterations", "train_seconds", *METRICS):
-            vals = [r[key] for r in recs]
+            # a failed run ranks last: +inf for an error, 0 for the fraction within 2 cm
+            worst = 0.0 if key == "fraction_within_2cm" else math.inf
+            vals = [r[key] if math.isfinite(r[key]) else worst for r in recs]
             row[key] = (statistics.median(vals), min(vals), max(vals))
         row["seeds_within_3cm"] = sum(
             max(r["endpoint_error_1_cm"], r["endpoint_error_2_cm"]) <= LEVEL_EACH_CM for r in recs
@@ -167,21 +184,25 @@ def table(records, rows) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
+        head = f"| {r['arm']} | {r['seed']} | {r['iterations']} | {r['train_seconds']:.0f} | "
+        if r["status"] == "failed":
+            lines.append(head + f"failed: {str(r['reason']).split(';')[0]} ||||")
+            continue
         lines.append(
-            f"| {r['arm']} | {r['seed']} | {r['iterations']} | {r['train_seconds']:.0f} | "
-            f"{r['endpoint_error_1_cm']:.2f} | {r['endpoint_error_2_cm']:.2f} | "
+            head + f"{r['endpoint_error_1_cm']:.2f} | {r['endpoint_error_2_cm']:.2f} | "
             f"{r['endpoint_error_cm']:.2f} | {100 * r['fraction_within_2cm']:.0f} % |"
         )
     lines += [
         "",
-        "| arm | seeds | median reach 1 [range] | median reach 2 [range] | "
+        "| arm | seeds | failed | median reach 1 [range] | median reach 2 [range] | "
         "both ≤ 3 cm | mean < 2 cm |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         a, b = row["endpoint_error_1_cm"], row["endpoint_error_2_cm"]
         lines.append(
-            f"| {row['arm']} | {row['seeds']} | {a[0]:.2f} [{a[1]:.2f}–{a[2]:.2f}] | "
+            f"| {row['arm']} | {row['seeds']} | {row['failed']} | "
+            f"{a[0]:.2f} [{a[1]:.2f}–{a[2]:.2f}] | "
             f"{b[0]:.2f} [{b[1]:.2f}–{b[2]:.2f}] | {row['seeds_within_3cm']} of {row['seeds']} | "
             f"{row['seeds_at_level']} of {row['seeds']} |"
         )
@@ -236,7 +257,11 @@ def plot_hand_paths(records, arms, path: Path) -> None:
         constrained_layout=True,
     )
     for ax, arm in zip(axes[0], arms):
-        recs = sorted((r for r in records if r["arm"] == arm), key=lambda r: r["endpoint_error_cm"])
+        recs = [r for r in records if r["arm"] == arm and r["status"] != "failed"]
+        if not recs:
+            ax.set_title(f"{arm}: every run failed")
+            continue
+        recs.sort(key=lambda r: r["endpoint_error_cm"])
         rec = recs[len(recs) // 2]
         task, model = nd.analysis.load_run(rec["folder"]).model()
         outputs, batch = task.eval_outputs(model, key=None, noise=False)
@@ -301,7 +326,10 @@ def main(argv=None) -> int:
         records = [
             train_one(args.reference, s, args.runs, quick=args.quick, log=log) for s in seeds
         ]
-    budget = args.budget or statistics.median(r["train_seconds"] for r in records)
+    done = [r["train_seconds"] for r in records if r["status"] != "failed"]
+    if args.budget is None and not done:
+        p.error(f"every {args.reference} run failed: give the other arms a --budget.")
+    budget = args.budget or statistics.median(done)
     ref_cfg = arm_config(args.reference, seeds[0], quick=args.quick)
     for arm in args.arms:
         if arm == args.reference:

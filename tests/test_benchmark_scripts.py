@@ -416,3 +416,29 @@ def test_double_reach_quick_trains_both_arms_then_reads_finished_runs_back(tmp_p
     saved = json.loads((out / "double_reach.json").read_text())
     assert [(r["arm"], r["seed"]) for r in saved["runs"]] == [("sofo", 1)]
     assert saved["budget_seconds"] == 5 and not (runs / "adam_s1").exists()
+
+
+def test_double_reach_ranks_a_failed_run_last_and_says_why():
+    """A run that stopped with a non-finite step counts as a seed that failed: its errors rank
+    worst in the medians, it never counts as within the level, and the table gives the reason."""
+    dr = _load("double_reach")
+
+    def rec(seed, e1, e2, status="completed", reason=None):
+        return {
+            "arm": "adam", "seed": seed, "status": status, "reason": reason,
+            "iterations": 10, "train_seconds": 1.0, "endpoint_error_1_cm": e1,
+            "endpoint_error_2_cm": e2, "endpoint_error_cm": (e1 + e2) / 2,
+            "fraction_within_2cm": 0.0 if math.isnan(e1) else 0.5,
+        }  # fmt: skip
+
+    nan = math.nan
+    records = [
+        rec(0, 2.0, 2.5),
+        rec(1, 8.0, 6.0),
+        rec(2, nan, nan, "failed", "iteration 7: NaN; more"),
+    ]
+    (row,) = dr.summarise(records, ["adam"])
+    assert row["failed"] == 1 and row["seeds_within_3cm"] == 1 and row["seeds_at_level"] == 0
+    assert row["endpoint_error_1_cm"] == (8.0, 2.0, math.inf)  # median over 3, the failed one last
+    text = dr.table(records, [row])
+    assert "failed: iteration 7: NaN |" in text and "more" not in text

@@ -231,8 +231,9 @@ def test_batch_shapes_and_dtypes(cls, size, getkey):
 
 
 def test_cpu_torque_reach_defaults_and_optimizer():
-    """`neurodyn fit reach` and `neurodyn fit double-reach` train the torque arm with Adam on
-    the CPU task settings; the muscle arm and the paper size keep SPEC's task and SOFO."""
+    """`neurodyn fit reach` trains the torque arm with Adam on the CPU task settings, which the
+    double reach shares (its default optimizer stays SOFO; its Adam recipe is the main job's,
+    trained longer); the muscle arm and the paper size keep SPEC's task and SOFO."""
     task = ReachTask.from_size("cpu")
     assert (task.arm_dt, task.angle_margin, task.radius_margin) == (0.01, 18.0, 0.05)
     assert task.default_optimizer() == "adam"
@@ -240,7 +241,7 @@ def test_cpu_torque_reach_defaults_and_optimizer():
     assert task.hyperparameters("adam")["batch_size"] == 128
     double = DoubleReachTask.from_size("cpu")
     assert (double.arm_dt, double.angle_margin, double.radius_margin) == (0.01, 18.0, 0.05)
-    assert double.default_optimizer() == "adam" and double.movement_time == 0.4
+    assert double.default_optimizer() == "sofo" and double.movement_time == 0.4
     adam = double.hyperparameters("adam")
     assert adam["n_iters"] == 25000 and adam["clip_norm"] == 5.0
     assert {k: v for k, v in adam.items() if k not in ("n_iters", "eval_every")} == {

@@ -34,8 +34,9 @@ included, is a peak hand speed of about 110 cm/s for a bell-shaped profile (the 
 networks, allowed 0.6 s, peak at 70–90 cm/s: benchmarks/results/reach_results.md), within what
 the arm and human reaches do. `movement_time=0.6` restores the reference's windows. The torque
 arm also takes the single reach's CPU settings (`CPU_TORQUE_TASK`: one 10 ms arm step per
-network step, training targets 18° and 5 cm beyond the evaluated ranges): with them Adam learns
-both reaches part of the way (docs/reproducing.md, "The double reach")."""
+network step, training targets 18° and 5 cm beyond the evaluated ranges): with them Adam
+(`CPU_DOUBLE_REACH_ADAM`) learns both reaches part of the way, SOFO does not
+(docs/reproducing.md, "The double reach")."""
 
 
 @register("double-reach")
@@ -122,12 +123,6 @@ class DoubleReachTask(AbstractReachTask):
             if overrides.get("plant", "torque") == "torque":
                 size_defaults.update(CPU_TORQUE_TASK)
         return cls(**{**size_defaults, **overrides})
-
-    def default_optimizer(self) -> str:
-        """`"adam"` for the torque arm at size `"cpu"` (`CPU_DOUBLE_REACH_ADAM`: the main job's
-        Adam recipe for 25,000 iterations, which ends closer to both targets than SOFO at the
-        same wall clock; benchmarks/double_reach.py), `"sofo"` otherwise."""
-        return "adam" if (self.plant == "torque" and self.size == "cpu") else "sofo"
 
     @property
     def inter_go_steps(self) -> int:
