@@ -287,6 +287,17 @@ def plot_hand_paths(records, arms, path: Path) -> None:
     plt.close(fig)
 
 
+def _finite_or_null(obj):
+    """`obj` with every NaN or infinity (a failed run's metrics) as None: strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(v) for v in obj]
+    return obj
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--arms", nargs="+", default=["adam", "sofo"], help="optimizers")
@@ -369,8 +380,11 @@ def main(argv=None) -> int:
     )
     (args.out / "double_reach.json").write_text(
         json.dumps(
-            {"machine": machine(), "budget_seconds": budget, "runs": records, "summary": rows},
+            _finite_or_null(
+                {"machine": machine(), "budget_seconds": budget, "runs": records, "summary": rows}
+            ),
             indent=1,
+            allow_nan=False,
         )
         + "\n",
         "utf-8",

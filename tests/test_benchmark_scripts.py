@@ -442,3 +442,7 @@ def test_double_reach_ranks_a_failed_run_last_and_says_why():
     assert row["endpoint_error_1_cm"] == (8.0, 2.0, math.inf)  # median over 3, the failed one last
     text = dr.table(records, [row])
     assert "failed: iteration 7: NaN |" in text and "more" not in text
+    strict = json.loads(json.dumps(dr._finite_or_null([records, row]), allow_nan=False))
+    assert (
+        strict[0][2]["endpoint_error_1_cm"] is None and strict[1]["endpoint_error_1_cm"][2] is None
+    )
