@@ -68,7 +68,8 @@ CPU_DOUBLE_REACH_ADAM = {**CPU_TORQUE_ADAM, "n_iters": 25000, "eval_every": 2500
 of one core) because 8000 left both endpoints near 10 cm. It ends closer to both targets than
 SOFO (means of both reaches 6.8 and 6.4 cm on seeds 0 and 1, against ≈ 12 cm) but stopped
 with a non-finite loss at iteration 3678 on seed 2 (a gradient spike the clipping does not
-stop), so it is not the task's default optimizer; benchmarks/double_reach.py, docs/reproducing.md ("The double reach")."""
+stop), so it is not the task's default optimizer; benchmarks/double_reach.py,
+docs/reproducing.md ("The double reach")."""
 
 CPU_TORQUE_TASK = {"arm_dt": 0.01, "angle_margin": 18.0, "radius_margin": 0.05}
 """Task defaults of the single reach on the torque arm at size `"cpu"` (our choice;
