@@ -44,7 +44,7 @@ from _common import machine  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results"
 PHASES = ("baseline", "field, before adaptation", "field, adapted", "washout")
-TRAINING_KEYS = ("n_iters", "batch_size", "eval_every", "log_every", "eval_trials")
+TRAINING_KEYS = nd.optim.TRAINING_KEYS  # the keys of a recipe that go to the loop
 
 
 def perpendicular_deviation(position, start, target, first, last) -> np.ndarray:

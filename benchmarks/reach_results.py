@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TRAINING_KEYS = ("n_iters", "batch_size", "eval_every", "log_every", "eval_trials")
+TRAINING_KEYS = nd.optim.TRAINING_KEYS  # the keys of a recipe that go to the loop
 
 
 def noiseless_metrics(task, model) -> dict[str, float]:

@@ -116,6 +116,7 @@ def train(task, optimizer_name, hp, *, budget, key, eval_key, n_iters=None):
             progress=False,
             callbacks=[record],
             time_budget=budget if math.isfinite(budget) else None,
+            max_loss_spike=hp.get("max_loss_spike"),  # a recipe's loop setting, as the CLI
         )
         iterations, trained = result.iterations, result.model
     except nd.training.FitError as err:

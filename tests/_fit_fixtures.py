@@ -39,12 +39,14 @@ class TeacherTask(AbstractTask):
     teacher: TinyRNN
     n_steps: int = eqx.field(static=True, default=12)
     p_nan: float = eqx.field(static=True, default=0.0)
+    p_spike: float = eqx.field(static=True, default=0.0)
     name: ClassVar[str] = "teacher"
 
-    def __init__(self, *, key, n_steps=12, p_nan=0.0):
+    def __init__(self, *, key, n_steps=12, p_nan=0.0, p_spike=0.0):
         self.teacher = TinyRNN(key=key, scale=1.2)
         self.n_steps = n_steps
         self.p_nan = p_nan
+        self.p_spike = p_spike
 
     def sample(self, *, key, batch_size):
         ku, kn = jr.split(key)
@@ -53,6 +55,9 @@ class TeacherTask(AbstractTask):
         if self.p_nan:
             bad = jr.uniform(kn) < self.p_nan
             targets = jnp.where(bad, jnp.nan, targets)
+        if self.p_spike:  # an outlier batch: targets 30x off, a loss ~1000x the usual
+            spiked = jr.uniform(jr.fold_in(kn, 1)) < self.p_spike
+            targets = jnp.where(spiked, 30.0 * targets, targets)
         return Batch(u, targets, None, {"condition": jnp.zeros(batch_size, jnp.int32)})
 
     def loss(self, y, x):

@@ -160,6 +160,21 @@ CLI_CASES = [
         "training.n_iters must be an integer >= 1; got 0",
     ),
     (
+        "loss-spike-below-one",
+        ["fit", "flipflop", *TINY, "--set", "training.max_loss_spike=0.5", "--out", "new"],
+        "training.max_loss_spike must be a number >= 1; got float 0.5",
+    ),
+    (
+        "loss-spike-string",
+        ["fit", "flipflop", *TINY, "--set", "training.max_loss_spike=high", "--out", "new"],
+        "training.max_loss_spike must be a number >= 1; got str 'high'",
+    ),
+    (
+        "loss-spike-nan",
+        ["fit", "flipflop", *TINY, "--set", "training.max_loss_spike=nan", "--out", "new"],
+        "training.max_loss_spike must be a number >= 1; got float nan",
+    ),
+    (
         "unknown-training-key",
         ["fit", "flipflop", *TINY, "--set", "training.foo=1", "--out", "new"],
         "unknown key training.foo",
@@ -399,6 +414,8 @@ def _fit(task, model, **kwargs):
         ({"log_every": True}, TypeError, "`log_every` must be an int"),
         ({"time_budget": -1.0}, ValueError, "`time_budget`"),
         ({"max_loss_increase": 0.5}, ValueError, "`max_loss_increase`"),
+        ({"max_loss_spike": 0.5}, ValueError, "`max_loss_spike`"),
+        ({"max_loss_spike": "5"}, TypeError, "`max_loss_spike`"),
         ({"max_retries": -1}, ValueError, "`max_retries` must be >= 0"),
         ({"optimizer": "sofo"}, TypeError, "`optimizer` must be a neurodyn optimizer"),
         ({"callbacks": [1]}, TypeError, "`callbacks`"),

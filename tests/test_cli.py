@@ -157,3 +157,18 @@ def test_optimizers_lists_every_optimizer_with_its_defaults(capsys):
     assert f"n_tangents={hp['n_tangents']}," in line and f"n_iters={hp['n_iters']}" in line
     code, _, err = run(["optimizers", "--task", "no-such-task"], capsys)
     assert code == 2 and "unknown task 'no-such-task'" in err and len(err.splitlines()) == 1
+
+
+def test_max_loss_spike_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    tiny = TINY[:4] + TINY[6:]  # without --n-tangents
+    argv = ["fit", "flipflop", "--out", str(out), "--optimizer", "adam", *tiny]
+    code, _, err = run([*argv, "--set", "training.max_loss_spike=5"], capsys)
+    assert code == 0, err
+    assert "max_loss_spike = 5.0" in (out / "config.toml").read_text()
+    history = nd.analysis.load(out / "history.nc")
+    assert "recent_loss_median" in history and "loss_spike" in history
+    # the double reach's Adam recipe carries it into [training], not into the optimizer
+    config = nd.config.resolve_config("double-reach", base={"optimizer": {"name": "adam"}})
+    assert config["training"]["max_loss_spike"] == 5.0
+    assert "max_loss_spike" not in config["optimizer"]

@@ -341,3 +341,85 @@ def test_progress_line_leads_with_the_task_metric_and_its_level():
     assert shown["endpoint_error_cm"] == "3.21 (<=2)"
     # a task whose metric is missing from the evaluation still shows three metrics
     assert list(_progress_metrics(task, {"a": 1, "b": 2, "c": 3, "d": 4})) == ["a", "b", "c"]
+
+
+# ---------------------------------------------------------------- loss spikes
+
+
+def _spike_fit(task, max_loss_spike, n_iters=80, **kwargs):
+    model = task.default_model(key=jr.PRNGKey(1))
+    return nd.fit(
+        model,
+        task,
+        nd.optim.adam(1e-2),
+        n_iters=n_iters,
+        batch_size=16,
+        key=jr.PRNGKey(2),
+        progress=False,
+        eval_every=0,
+        max_loss_spike=max_loss_spike,
+        **kwargs,
+    )
+
+
+def _over_recent_median(history, factor):
+    """Accepted losses above `factor` × the median of the 64 accepted before them (counted
+    once 16 are known), recomputed from the history alone."""
+    accepted = history["loss"].values[history["finite"].values.astype(bool)]
+    return [
+        float(loss)
+        for i, loss in enumerate(accepted)
+        if i >= 16 and loss > factor * np.median(accepted[max(0, i - 64) : i])
+    ]
+
+
+def test_max_loss_spike_rejects_outlier_batches_and_retries_them():
+    task = TeacherTask(key=jr.PRNGKey(0), p_spike=0.15)
+    plain = _spike_fit(task, None)
+    assert len(_over_recent_median(plain.history, 5.0)) >= 3  # the outliers get through
+    guarded = _spike_fit(task, 5.0)
+    h = guarded.history
+    assert _over_recent_median(h, 5.0) == []
+    rejected = int(h["rejected_blowups"].values.sum())
+    assert rejected >= 3 and int(h["loss_spike"].values.sum()) == 0  # flags the accepted one
+    assert np.all(h["finite"].values)
+    median = h["recent_loss_median"].values
+    assert np.isnan(median[0]) and np.all(np.isfinite(median[1:]))
+    clean = task.evaluate(guarded.model, key=jr.PRNGKey(9))
+    assert np.isfinite(clean["mse"])
+
+
+def test_max_loss_spike_resumes_bit_identically(tmp_path):
+    task = TeacherTask(key=jr.PRNGKey(0), p_spike=0.15)
+    full = _spike_fit(task, 5.0, n_iters=40)
+    kwargs = dict(checkpoint_dir=tmp_path, checkpoint_every=20, log_every=3)
+    _spike_fit(task, 5.0, n_iters=20, **kwargs)
+    resumed = _spike_fit(task, 5.0, n_iters=40, resume=True, **kwargs)
+    assert int(full.history["rejected_blowups"].values[20:].sum()) >= 1  # after the resume
+    np.testing.assert_array_equal(full.history["loss"].values, resumed.history["loss"].values)
+    np.testing.assert_array_equal(np.asarray(full.model.W), np.asarray(resumed.model.W))
+
+
+def test_after_max_retries_outliers_the_step_is_taken(monkeypatch):
+    """A loss level far above the recent median on every batch (here: a median of 1e-9
+    planted in the guard's memory) costs retries, never a stop."""
+    from neurodyn.training import _fit
+
+    monkeypatch.setattr(_fit, "recent_losses", lambda records=(): jnp.full(64, 1e-9))
+    result = _spike_fit(TeacherTask(key=jr.PRNGKey(0)), 5.0, n_iters=3, max_retries=2)
+    h = result.history
+    assert list(h["retries"].values) == [2, 2, 2]
+    assert list(h["rejected_blowups"].values) == [2, 2, 2]
+    assert np.all(h["finite"].values) and np.all(h["recent_loss_median"].values < 1e-6)
+
+
+def test_recent_losses_keeps_the_last_accepted_ones():
+    from neurodyn.training._fit import LOSS_SPIKE_WINDOW, recent_losses
+
+    records = [{"loss": float(i), "finite": i % 3 != 0} for i in range(200)]
+    recent = np.asarray(recent_losses(records))
+    accepted = [float(i) for i in range(200) if i % 3 != 0]
+    assert recent.dtype == np.float32 and recent.shape == (LOSS_SPIKE_WINDOW,)
+    np.testing.assert_array_equal(recent, accepted[-LOSS_SPIKE_WINDOW:])
+    short = np.asarray(recent_losses(records[:5]))
+    assert np.all(np.isnan(short[:-3])) and list(short[-3:]) == [1.0, 2.0, 4.0]

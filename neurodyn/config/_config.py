@@ -44,9 +44,13 @@ TRAINING_SCHEMA: dict[str, tuple[int, bool, str]] = {
     "checkpoint_every": (1, True, "n_iters / 10"),
     "keep_checkpoints": (1, True, "2"),
     "max_retries": (0, True, "5"),
+    "max_loss_spike": (1, True, "off"),
 }
 """The `[training]` keys: `key: (minimum, may be absent, what absent means)`; every value is
-an integer."""
+an integer except those of `TRAINING_REAL_KEYS`."""
+
+TRAINING_REAL_KEYS = frozenset({"max_loss_spike"})
+"""The `[training]` keys that take a real number (>= their minimum)."""
 
 TOP_LEVEL_KEYS = ("task", "size", "seed", "optimizer", "training", "task_options")
 
@@ -188,6 +192,14 @@ def check_training(training: dict) -> dict:
     for key, value in training.items():
         minimum, optional, _ = TRAINING_SCHEMA[key]
         if value is None and optional:
+            continue
+        if key in TRAINING_REAL_KEYS:
+            real = isinstance(value, int | float) and not isinstance(value, bool)
+            if not real or not math.isfinite(value) or value < minimum:
+                raise ConfigError(
+                    f"training.{key} must be a number >= {minimum}; got {_type_name(value)}."
+                )
+            out[key] = float(value)
             continue
         if not _is_int(value):
             raise ConfigError(

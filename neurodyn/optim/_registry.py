@@ -15,7 +15,9 @@ from ._fgd import fgd
 from ._force import force
 from ._sofo_optimizer import SOFO, FirstOrderSOFO, first_order_sofo, sofo
 
-TRAINING_KEYS = frozenset({"n_iters", "batch_size", "eval_every", "log_every", "eval_trials"})
+TRAINING_KEYS = frozenset(
+    {"n_iters", "batch_size", "eval_every", "log_every", "eval_trials", "max_loss_spike"}
+)
 """Keys of a task's hyperparameter dict that configure the training loop, not the optimizer."""
 
 _BUILDERS: dict[str, tuple[Callable, str]] = {

@@ -145,6 +145,7 @@ def run_fit(
             checkpoint_every=int(checkpoint_every),
             keep_checkpoints=int(training.get("keep_checkpoints", 2)),
             max_retries=int(training.get("max_retries", 5)),
+            max_loss_spike=training.get("max_loss_spike"),
             resume=resume,
             progress=progress,
             devices=devices,

@@ -62,7 +62,12 @@ the first 10 % of the iterations to 4e-5. The gradient is clipped to norm 5 befo
 without it, rare BPTT gradients hundreds of times their median threw some seeds far from the
 targets (docs/benchmarks.md)."""
 
-CPU_DOUBLE_REACH_ADAM = {**CPU_TORQUE_ADAM, "n_iters": 25000, "eval_every": 2500}
+CPU_DOUBLE_REACH_ADAM = {
+    **CPU_TORQUE_ADAM,
+    "n_iters": 25000,
+    "eval_every": 2500,
+    "max_loss_spike": 5.0,
+}
 """Adam on the double reach at size `"cpu"` on the torque arm (`neurodyn fit double-reach
 --optimizer adam`, our choice): the main job's Adam recipe, trained 25,000 iterations (≈ 35 min
 of one core) because 8000 left both endpoints near 10 cm. It ends closer to both targets than

@@ -130,6 +130,12 @@ def _tree_norm(tree) -> jax.Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
 
 
+LOSS_SPIKE_WINDOW = 64
+"""How many recent accepted losses `max_loss_spike` takes the median of."""
+
+LOSS_SPIKE_WARMUP = 16
+"""Accepted steps before `max_loss_spike` starts rejecting batches."""
+
 AUTO_LOSS_INCREASE = 10.0
 """The factor `max_loss_increase="auto"` uses for the optimizers whose step is much dearer
 than a forward pass (SOFO, first-order SOFO, FGD)."""
@@ -146,16 +152,23 @@ def make_train_step(
     max_norm_growth: float | None = None,
     mesh=None,
     reduction: str = "once",
+    max_loss_spike: float | None = None,
 ):
     """The jitted training step: sample, build the problem, step; retry on failure.
 
     A step fails when its loss or update is not finite, or (when set) when it raises the
     loss on its own batch above `max_loss_increase` × the loss before it (one extra forward
     pass), or grows the norm of the trained parameters beyond `max_norm_growth` ×
-    max(norm before, 1). A failed step leaves the parameters untouched. Retries happen on
+    max(norm before, 1), or (when `max_loss_spike` is set, and not on the last retry) when
+    its batch's loss before the step is above `max_loss_spike` × the median of the recent
+    accepted losses. A failed step leaves the parameters untouched. Retries happen on
     the device (`lax.while_loop`): attempt r uses keys folded with r (a fresh batch, noise
     and tangents) and the state `optimizer.retry_state(state, factor**r)` (SOFO: the damping
     × factor**r); `optimizer.accepted_state` decides what is kept once a step is accepted.
+
+    With `max_loss_spike`, the step takes and returns one more array, `recent`: the losses
+    of the last `LOSS_SPIKE_WINDOW` accepted steps, oldest first, NaN where there are fewer
+    (`recent_losses`); the guard acts once `LOSS_SPIKE_WARMUP` of them are known.
 
     With a `mesh` (see `neurodyn.training._sharding.make_mesh`) the batch and the problem's
     batch-first arrays are laid out over its `"batch"` axis and the tangents over its
@@ -167,12 +180,13 @@ def make_train_step(
         max_loss_increase = AUTO_LOSS_INCREASE if optimizer.cheap_loss_check else None
     guard_loss = max_loss_increase is not None and optimizer.guards_steps
     guard_norm = max_norm_growth is not None
+    guard_spike = max_loss_spike is not None
 
     def trained_norm(model):
         dynamic, _, _ = split_trainable(model, trainable)
         return _tree_norm(dynamic)
 
-    def attempt(model, opt_state, key, task, tries):
+    def attempt(model, opt_state, key, task, tries, recent):
         k_batch, k_noise, k_step = jr.split(jr.fold_in(key, tries), 3)
         batch = task.sample(key=k_batch, batch_size=batch_size)
         if mesh is not None:
@@ -201,7 +215,21 @@ def make_train_step(
             norm_up = ok & ~grown
         blowup = loss_up | norm_up
         info["loss_blowup"], info["norm_blowup"] = loss_up, norm_up
-        if guard_loss or guard_norm:
+        if guard_spike:
+            known = jnp.sum(jnp.isfinite(recent))
+            median = jnp.nanmedian(recent)
+            # the last retry is taken whatever its loss: six outlier batches in a row mean
+            # the parameters, not the batch, are the cause (or the loss level has moved)
+            spike = (
+                ok
+                & (tries < max_retries)
+                & (known >= LOSS_SPIKE_WARMUP)
+                & ~(info["loss"] <= max_loss_spike * median)
+            )
+            blowup = blowup | spike
+            info["loss_spike"] = spike
+            info["recent_loss_median"] = jnp.where(known > 0, median, jnp.nan)
+        if guard_loss or guard_norm or guard_spike:
             new_model, new_state = tree_select_eqx(
                 blowup, (model, opt_state), (new_model, new_state)
             )
@@ -211,12 +239,19 @@ def make_train_step(
         return new_model, new_state, info
 
     @eqx.filter_jit
-    def train_step(model, opt_state, key, task):
+    def train_step(model, opt_state, key, task, recent=None):
+        if guard_spike and recent is None:
+            raise TypeError("with `max_loss_spike`, the step needs the `recent` losses.")
         with step_sharding(mesh, batch_size, reduction):
-            return _train_step(model, opt_state, key, task)
+            out = _train_step(model, opt_state, key, task, recent)
+        if not guard_spike:
+            return out
+        info = out[2]
+        pushed = jnp.concatenate([recent[1:], info["loss"][None].astype(recent.dtype)])
+        return (*out, jnp.where(info["finite"], pushed, recent))
 
-    def _train_step(model, opt_state, key, task):
-        first = attempt(model, opt_state, key, task, jnp.asarray(0))
+    def _train_step(model, opt_state, key, task, recent):
+        first = attempt(model, opt_state, key, task, jnp.asarray(0), recent)
         # Only the arrays go through the loop: `lax.while_loop` would turn the model's plain
         # Python numbers (an arm's dt, a mass) into arrays, and the next call would recompile.
         dynamic, static = eqx.partition(first, eqx.is_array)
@@ -228,7 +263,7 @@ def make_train_step(
 
         def body(carry):
             tries, blowups, _ = carry
-            out = attempt(model, opt_state, key, task, tries)
+            out = attempt(model, opt_state, key, task, tries, recent)
             blowups = blowups + out[2]["blowup"].astype(jnp.int32)
             return tries + 1, blowups, eqx.filter(out, eqx.is_array)
 
@@ -247,6 +282,18 @@ def make_train_step(
         return new_model, new_state, info
 
     return train_step
+
+
+def recent_losses(records: Sequence[dict] = ()) -> jax.Array:
+    """The `recent` array of `max_loss_spike` (see `make_train_step`): the losses of the last
+    `LOSS_SPIKE_WINDOW` accepted steps among `records` (a history's per-iteration records),
+    oldest first, NaN-padded in front. Rebuilding it from the records makes a resumed run
+    take the same decisions as an uninterrupted one."""
+    accepted = [r["loss"] for r in records if r.get("finite")][-LOSS_SPIKE_WINDOW:]
+    out = np.full(LOSS_SPIKE_WINDOW, np.nan, np.float32)
+    if accepted:
+        out[-len(accepted) :] = np.asarray(accepted, np.float32)
+    return jnp.asarray(out)
 
 
 def tree_select_eqx(pred, on_true, on_false):
@@ -280,6 +327,7 @@ def fit(
     retry_damping_factor: float = 10.0,
     max_loss_increase: float | str | None = "auto",
     max_norm_growth: float | None = 10.0,
+    max_loss_spike: float | None = None,
     zero_gradient_patience: int | None = 50,
     config: dict | None = None,
     devices: Any = None,
@@ -329,6 +377,15 @@ def fit(
       SOFO, FGD: < 1/K of their step) and not to BPTT (about a third of its step) — pass a
       number to check every optimizer, `None` for none. The history counts these rejections
       in `rejected_blowups`.
+    - `max_loss_spike`: skip a batch whose loss (before the step) is above this factor × the
+      median loss of the last 64 accepted steps, and retry the step on a fresh one (counted
+      in `retries` and `rejected_blowups`; off until 16 steps were accepted). The last of the
+      `max_retries` retries is taken whatever its loss: outliers that many times in a row
+      mean the parameters, not the batch, are the cause, or the loss level has moved, and
+      training goes on as without the guard. A rare batch on which a closed loop runs away
+      (a loss tens to thousands of times the median, with a gradient to match) can throw
+      the parameters where the loss keeps growing even when the gradient is clipped;
+      skipping it costs one more batch. `None` (default): off.
     - `zero_gradient_patience`: stop with a `FitError` after this many consecutive accepted
       steps whose gradient (SOFO: its projection Vᵀg; BPTT: ∇L) is exactly zero, i.e. the
       loss no longer depends on the parameters and no optimizer can move them again: a
@@ -383,6 +440,7 @@ def fit(
     for name, value in (
         ("max_loss_increase", None if max_loss_increase == "auto" else max_loss_increase),
         ("max_norm_growth", max_norm_growth),
+        ("max_loss_spike", max_loss_spike),
         ("time_budget", time_budget),
     ):
         if value is not None:
@@ -468,7 +526,9 @@ def fit(
         max_loss_increase,
         max_norm_growth,
         mesh,
+        max_loss_spike=max_loss_spike,
     )
+    recent = recent_losses(records) if max_loss_spike is not None else None
     eval_key = jr.fold_in(key, 2**31 - 1)
     if mesh is not None:
         # the task's arrays (a data set) on every device for the step; evaluations keep the
@@ -530,7 +590,14 @@ def fit(
     compiled_at = 0.0
     try:
         for it in range(start_iter + 1, n_iters + 1):
-            model, opt_state, info = train_step(model, opt_state, jr.fold_in(key, it), step_task)
+            if recent is None:
+                model, opt_state, info = train_step(
+                    model, opt_state, jr.fold_in(key, it), step_task
+                )
+            else:
+                model, opt_state, info, recent = train_step(
+                    model, opt_state, jr.fold_in(key, it), step_task, recent
+                )
             pending.append((it, info))
             at_eval = bool(eval_every) and it % eval_every == 0 and it != n_iters
             at_ckpt = checkpoint_every is not None and it % checkpoint_every == 0
