@@ -341,6 +341,7 @@ def main(argv=None) -> int:
     if args.budget is None and not done:
         p.error(f"every {args.reference} run failed: give the other arms a --budget.")
     budget = args.budget or statistics.median(done)
+    origin = "given by --budget" if args.budget else f"median training time of {args.reference}"
     ref_cfg = arm_config(args.reference, seeds[0], quick=args.quick)
     for arm in args.arms:
         if arm == args.reference:
@@ -373,9 +374,7 @@ def main(argv=None) -> int:
         f"# Double reach at the CPU size: {' vs '.join(args.arms)}\n\n"
         f"`python benchmarks/double_reach.py {command}`\n\n"
         f"{machine()}; wall-clock budget of the non-reference arms: {budget:.0f} s "
-        f"(median training time of {args.reference}).\n\n{text}\n\nLog:\n\n```\n"
-        + "\n".join(lines)
-        + "\n```\n",
+        f"({origin}).\n\n{text}\n\nLog:\n\n```\n" + "\n".join(lines) + "\n```\n",
         "utf-8",
     )
     (args.out / "double_reach.json").write_text(
