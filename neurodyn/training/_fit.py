@@ -379,13 +379,14 @@ def fit(
       in `rejected_blowups`.
     - `max_loss_spike`: skip a batch whose loss (before the step) is above this factor × the
       median loss of the last 64 accepted steps, and retry the step on a fresh one (counted
-      in `retries` and `rejected_blowups`; off until 16 steps were accepted). The last of the
-      `max_retries` retries is taken whatever its loss: outliers that many times in a row
-      mean the parameters, not the batch, are the cause, or the loss level has moved, and
-      training goes on as without the guard. A rare batch on which a closed loop runs away
-      (a loss tens to thousands of times the median, with a gradient to match) can throw
-      the parameters where the loss keeps growing even when the gradient is clipped;
-      skipping it costs one more batch. `None` (default): off.
+      in `retries` and `rejected_blowups`; off until 16 steps were accepted; the history's
+      `loss_spike` and `recent_loss_median` record each judgement). The last of the
+      `max_retries` retries is taken whatever its loss (so `max_retries=0` never skips):
+      outliers that many times in a row mean the parameters, not the batch, are the cause,
+      or the loss level has moved, and training goes on as without the guard. A rare batch
+      on which a closed loop runs away (a loss tens to thousands of times the median, with a
+      gradient to match) can throw the parameters where the loss keeps growing even when the
+      gradient is clipped; skipping it costs one more batch. `None` (default): off.
     - `zero_gradient_patience`: stop with a `FitError` after this many consecutive accepted
       steps whose gradient (SOFO: its projection Vᵀg; BPTT: ∇L) is exactly zero, i.e. the
       loss no longer depends on the parameters and no optimizer can move them again: a
