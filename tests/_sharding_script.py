@@ -1,7 +1,8 @@
 """Fits on 1 and on several host devices; run in a subprocess by tests/test_sharding.py.
 
 Usage: `python -m tests._sharding_script N_DEVICES OUT.npz TMP_DIR CASE ...`, with CASE one
-of `sofo`, `adam`, `force`, `sofo-custom-loss`, `digits`, optionally with a layout after a colon
+of `sofo`, `adam`, `adam-spike` (outlier batches skipped: `max_loss_spike`), `force`,
+`sofo-custom-loss`, `digits`, optionally with a layout after a colon
 (`sofo:tangents`, `sofo:2x2`), or `resume:n1` / `resume:1n`. The host device count must be
 set before JAX starts its backend, which is why this runs in its own process. For each case
 it runs the same 20-iteration fit on 1 device and on N devices and saves both loss
@@ -35,6 +36,10 @@ def case(name):
         return task, model, nd.optim.sofo(learning_rate=0.5, n_tangents=8, damping=1e-3)
     if name == "adam":
         return task, model, nd.optim.adam(1e-2)
+    if name == "adam-spike":  # outlier batches, skipped and retried on a fresh one
+        task = TeacherTask(key=jr.PRNGKey(0), n_steps=6, p_spike=0.25)
+        model = task.default_model(key=jr.PRNGKey(1))
+        return task, model, nd.optim.adam(1e-2)
     if name == "digits":  # a feedforward problem
         task = nd.tasks.get("digits")
         model = task.default_model(key=jr.PRNGKey(1))
@@ -51,9 +56,16 @@ def flat(model):
     return np.concatenate([np.ravel(np.asarray(x)) for x in leaves])
 
 
+SPIKE = {"max_loss_spike": 5.0, "max_retries": 3}
+
+
 def run(name, devices, layout="batch", n_iters=N_ITERS, **kwargs):
-    """(loss history, final parameters, first update) of a 20-iteration fit."""
+    """(loss history, final parameters, first update, skipped batches) of a 20-iteration
+    fit (40 for `adam-spike`)."""
     task, model, opt = case(name)
+    kwargs = {"max_retries": 0, **(SPIKE if name == "adam-spike" else {}), **kwargs}
+    if name == "adam-spike":  # the check starts after 16 accepted steps
+        n_iters = 2 * N_ITERS
     first = {}
 
     def keep_first(it, records, m):
@@ -62,9 +74,10 @@ def run(name, devices, layout="batch", n_iters=N_ITERS, **kwargs):
     res = nd.fit(
         model, task, opt, n_iters=n_iters, batch_size=16, key=jr.PRNGKey(2), progress=False,
         eval_every=None, eval_trials=8, log_every=5, devices=devices, layout=layout,
-        callbacks=[keep_first], max_retries=0, **kwargs,
+        callbacks=[keep_first], **kwargs,
     )  # fmt: skip
-    return res.history["loss"].values, flat(res.model), first["update"]
+    skipped = int(res.history["rejected_blowups"].values.sum())
+    return res.history["loss"].values, flat(res.model), first["update"], skipped
 
 
 def main(n_dev, out_path, tmp, cases):
@@ -77,9 +90,9 @@ def main(n_dev, out_path, tmp, cases):
         if "x" in layout:
             layout = tuple(int(s) for s in layout.split("x"))
         for tag, devs, lay in (("1", 1, "batch"), ("n", n_dev, layout)):
-            loss, params, update = run(name, devs, lay)
+            loss, params, update, skipped = run(name, devs, lay)
             out[f"{what}_loss{tag}"], out[f"{what}_p{tag}"] = loss, params
-            out[f"{what}_u{tag}"] = update
+            out[f"{what}_u{tag}"], out[f"{what}_skipped{tag}"] = update, skipped
 
     errors = []
     for batch_size, layout, opt in (
@@ -101,7 +114,7 @@ def main(n_dev, out_path, tmp, cases):
         a, b = {"n1": (n_dev, 1), "1n": (1, n_dev)}[tag]
         d = os.path.join(tmp, tag)
         run("sofo", a, n_iters=N_ITERS // 2, checkpoint_dir=d)
-        loss, params, _ = run("sofo", b, checkpoint_dir=d, resume=True)
+        loss, params, _, _ = run("sofo", b, checkpoint_dir=d, resume=True)
         out[f"resume_{tag}_loss"], out[f"resume_{tag}_p"] = loss, params
     np.savez(out_path, **out)
 

@@ -80,7 +80,7 @@ def two_processes(tmp_path_factory):
 @pytest.fixture(scope="module")
 def four_devices(two_processes, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sharding")
-    cases = ("sofo", "adam", "force", "resume:n1")
+    cases = ("sofo", "adam", "adam-spike", "force", "resume:n1")
     _run_script("tests._sharding_script", 4, tmp / "out.npz", tmp, *cases)
     return dict(np.load(tmp / "out.npz"))
 
@@ -117,6 +117,16 @@ def _check_equal(out, name):
 @pytest.mark.parametrize("name", ["sofo", "adam", "force"])
 def test_four_devices_equal_one_device(four_devices, name):
     _check_equal(four_devices, name)
+
+
+def test_skipped_outlier_batches_are_the_same_on_four_devices(four_devices):
+    """`max_loss_spike` judges the same batches on 4 devices as on 1."""
+    out = four_devices
+    assert out["adam-spike_loss1"].shape == (40,)
+    _close(out["adam-spike_lossn"], out["adam-spike_loss1"], 1e-4)
+    _close(out["adam-spike_pn"], out["adam-spike_p1"], 1e-4)
+    assert int(out["adam-spike_skipped1"]) >= 1
+    assert int(out["adam-spike_skippedn"]) == int(out["adam-spike_skipped1"])
 
 
 @pytest.mark.slow
