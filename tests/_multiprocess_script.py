@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from tests._sharding_script import run  # noqa: E402
 
 assert jax.process_count() == n_processes and len(jax.devices()) == n_processes
-loss, params, update = run("sofo", None)  # devices=None: every process's devices
+loss, params, update, _ = run("sofo", None)  # devices=None: every process's devices
 if process_id == 0:
     np.savez(out, loss=loss, params=params, update=update, devices=len(jax.devices()))
 jax.distributed.shutdown()
