@@ -220,14 +220,11 @@ def make_train_step(
             median = jnp.nanmedian(recent)
             # the last retry is taken whatever its loss: six outlier batches in a row mean
             # the parameters, not the batch, are the cause (or the loss level has moved)
-            spike = (
-                ok
-                & (tries < max_retries)
-                & (known >= LOSS_SPIKE_WARMUP)
-                & ~(info["loss"] <= max_loss_spike * median)
-            )
+            outlier = ok & (known >= LOSS_SPIKE_WARMUP) & ~(info["loss"] <= max_loss_spike * median)
+            spike = outlier & (tries < max_retries)
             blowup = blowup | spike
-            info["loss_spike"] = spike
+            # in an accepted step's record: an outlier batch taken once the retries ran out
+            info["loss_spike"] = outlier
             info["recent_loss_median"] = jnp.where(known > 0, median, jnp.nan)
         if guard_loss or guard_norm or guard_spike:
             new_model, new_state = tree_select_eqx(
@@ -379,8 +376,9 @@ def fit(
       in `rejected_blowups`.
     - `max_loss_spike`: skip a batch whose loss (before the step) is above this factor × the
       median loss of the last 64 accepted steps, and retry the step on a fresh one (counted
-      in `retries` and `rejected_blowups`; off until 16 steps were accepted; the history's
-      `loss_spike` and `recent_loss_median` record each judgement). The last of the
+      in `retries` and `rejected_blowups`; off until 16 steps were accepted; the history
+      records the median it compared with, `recent_loss_median`, and flags `loss_spike` on a
+      step taken on an outlier batch because the retries ran out). The last of the
       `max_retries` retries is taken whatever its loss (so `max_retries=0` never skips):
       outliers that many times in a row mean the parameters, not the batch, are the cause,
       or the loss level has moved, and training goes on as without the guard. A rare batch
