@@ -42,7 +42,9 @@ no sweep (one setting per method, `PAPER`), for a GPU.
     python benchmarks/horizon_sweep.py --quick --out /tmp/hs   # smoke test (tests use it)
 
 Writes `benchmarks/results/horizon_sweep.md`, `.json` and `.png` (or `--out PREFIX`).
-`--jobs J` runs the horizons in J processes, each pinned to one core (`taskset`).
+Each horizon runs in a process of its own, `--jobs J` of them at a time, each pinned to one
+core (`taskset`); a horizon's runs are kept in `OUT.T<T>.json` as soon as it ends, so a run
+that stops (a crash, a kill) starts again from the horizons that had not finished.
 """
 
 from __future__ import annotations
@@ -466,7 +468,9 @@ def main(argv=None) -> int:
 
     if args.part is not None:  # a worker: its horizons, its JSON part
         runs = [r for t in args.horizons for r in sweep_horizon(t, args, log)]
-        Path(args.part).write_text(json.dumps(runs, default=str) + "\n")
+        part = Path(args.part)  # whole or absent: a later attempt takes any part it finds
+        part.with_suffix(".tmp").write_text(json.dumps(runs, default=str) + "\n")
+        os.replace(part.with_suffix(".tmp"), part)
         return 0
 
     command = "python benchmarks/horizon_sweep.py" + (" " + " ".join(argv) if argv else "")
@@ -483,7 +487,7 @@ def main(argv=None) -> int:
     elif args.wall:
         wall = memory_wall(args, log)
     else:
-        if args.jobs == 1:
+        if args.quick:  # one process: the smoke test stays in the caller
             runs = [r for t in args.horizons for r in sweep_horizon(t, args, log)]
         else:
             runs = _in_processes(argv or [], args, out)
@@ -511,6 +515,8 @@ def main(argv=None) -> int:
     if summary:
         figure(summary, out.with_suffix(".png"))
     print(text)
+    if not (args.quick or args.wall or args.merge_wall):
+        remove_parts(out, args.horizons)
     return 0
 
 
@@ -526,25 +532,49 @@ def worker_argv(argv: list[str]) -> list[str]:
 
 
 def _in_processes(argv, args, out) -> list[dict]:
-    """Split the horizons over `--jobs` processes pinned to one core each (longest first)."""
-    horizons = sorted(args.horizons, reverse=True)
-    groups = [horizons[i :: args.jobs] for i in range(args.jobs)]
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    """One process per horizon (longest first), at most `--jobs` at a time, each pinned to a
+    core of its own. Each horizon's runs are written to `OUT.T<T>.json` when it ends, and a
+    later run of the same command takes the parts it finds instead of training them again
+    (delete them to start over); they are removed once the results are written. A process
+    per horizon also keeps one process from piling up JIT compilations: on the 2-core VM a
+    single process running all five horizons ran out of executable memory mappings (LLVM
+    "Cannot allocate memory") after about a hundred compiled steps, losing every run."""
     strip = worker_argv(argv)
-    procs = []
-    for i, group in enumerate(g for g in groups if g):
-        part = f"{out}.part{i}.json"
-        cmd = [sys.executable, __file__, *strip, "--horizons", *map(str, group), "--part", part]
-        if cores:
-            cmd = ["taskset", "-c", str(cores[i % len(cores)]), *cmd]
-        procs.append((subprocess.Popen(cmd), Path(part)))
-    runs = []
-    for proc, part in procs:
-        if proc.wait() != 0:
-            raise SystemExit(f"a worker failed: {proc.args}")
-        runs += json.loads(part.read_text())
-        part.unlink()
-    return sorted(runs, key=lambda r: r["T"])
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    free = list(range(args.jobs))
+    pending = sorted(args.horizons, reverse=True)
+    parts = {t: Path(f"{out}.T{t}.json") for t in pending}
+    running = []  # (process, slot, horizon)
+    for t in [t for t in pending if parts[t].exists()]:
+        print(f"T={t}: taking the runs of {parts[t]} (an earlier attempt)", flush=True)
+        pending.remove(t)
+    while pending or running:
+        while pending and free:
+            t, slot = pending.pop(0), free.pop(0)
+            cmd = [sys.executable, __file__, *strip, "--horizons", str(t), "--part", str(parts[t])]
+            if cores:
+                cmd = ["taskset", "-c", str(cores[slot % len(cores)]), *cmd]
+            running.append((subprocess.Popen(cmd), slot, t))
+        time.sleep(0.2)
+        for entry in [e for e in running if e[0].poll() is not None]:
+            proc, slot, t = entry
+            running.remove(entry)
+            free.append(slot)
+            if proc.returncode != 0:
+                for other, _, _ in running:
+                    other.wait()
+                raise SystemExit(
+                    f"the worker of T={t} failed (exit {proc.returncode}); the horizons "
+                    "that finished are kept for the next attempt"
+                )
+    runs = [r for t in sorted(parts) for r in json.loads(parts[t].read_text())]
+    return runs
+
+
+def remove_parts(out, horizons) -> None:
+    """Delete the per-horizon parts once the results they went into are written."""
+    for t in horizons:
+        Path(f"{out}.T{t}.json").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import math
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import jax.numpy as jnp
 import pytest
@@ -204,6 +205,56 @@ def test_horizon_sweep_worker_keeps_every_argument_but_its_horizons_and_jobs():
     argv = ["--jobs", "2", "--budget", "25", "--horizons", "100", "500", "--seeds", "3"]
     assert hs.worker_argv(argv) == ["--budget", "25", "--seeds", "3"]
     assert hs.worker_argv(["--horizons=100", "--quick", "--jobs=2"]) == ["--quick"]
+
+
+def test_horizon_sweep_runs_one_process_per_horizon_and_keeps_finished_ones(tmp_path, monkeypatch):
+    """`_in_processes`: one worker per horizon, at most `--jobs` at once; a worker that fails
+    stops the run with the horizons that finished kept, and the next attempt trains only the
+    others (the kept part is read back, not run again)."""
+    hs = _load("horizon_sweep")
+    launched, fail = [], {100}
+    state = {"running": 0, "most": 0}
+
+    class FakeWorker:
+        def __init__(self, cmd):
+            t = int(cmd[cmd.index("--horizons") + 1])
+            self.part = Path(cmd[cmd.index("--part") + 1])
+            self.t, self.polls, self.returncode = t, 0, None
+            launched.append(t)
+            state["running"] += 1
+            state["most"] = max(state["most"], state["running"])
+
+        def poll(self):
+            self.polls += 1
+            if self.polls < 2:
+                return None
+            if self.returncode is None:
+                state["running"] -= 1
+                self.returncode = 1 if self.t in fail else 0
+                if not self.returncode:
+                    self.part.write_text(json.dumps([{"T": self.t, "method": "sofo"}]))
+            return self.returncode
+
+        def wait(self):
+            while self.poll() is None:
+                pass
+
+    monkeypatch.setattr(hs.subprocess, "Popen", FakeWorker)
+    monkeypatch.setattr(hs.time, "sleep", lambda s: None)
+    args = SimpleNamespace(horizons=[100, 500, 1000], jobs=2)
+    out = tmp_path / "hs"
+    with pytest.raises(SystemExit, match="T=100"):
+        hs._in_processes(["--budget", "1"], args, out)
+    assert state["most"] <= 2
+    kept = {t for t in (100, 500, 1000) if Path(f"{out}.T{t}.json").exists()}
+    assert 100 not in kept and kept  # the longest horizons started first and finished
+    launched.clear()
+    fail.clear()
+    runs = hs._in_processes(["--budget", "1"], args, out)
+    assert sorted(launched) == sorted({100, 500, 1000} - kept)
+    assert [r["T"] for r in runs] == [100, 500, 1000]
+    hs.remove_parts(out, args.horizons)
+    assert not list(tmp_path.glob("hs.T*.json"))
 
 
 @pytest.mark.slow
