@@ -43,13 +43,15 @@ no sweep (one setting per method, `PAPER`), for a GPU.
 
 Writes `benchmarks/results/horizon_sweep.md`, `.json` and `.png` (or `--out PREFIX`).
 Each horizon runs in a process of its own, `--jobs J` of them at a time, each pinned to one
-core (`taskset`); a horizon's runs are kept in `OUT.T<T>.json` as soon as it ends, so a run
-that stops (a crash, a kill) starts again from the horizons that had not finished.
+core (`taskset`); a horizon's runs are kept in `OUT.T<T>.<digest of the arguments>.json` as
+soon as it ends, so the same command run again after a stop (a crash, a kill) starts from the
+horizons that had not finished.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -516,7 +518,7 @@ def main(argv=None) -> int:
         figure(summary, out.with_suffix(".png"))
     print(text)
     if not (args.quick or args.wall or args.merge_wall):
-        remove_parts(out, args.horizons)
+        remove_parts(out, args.horizons, worker_argv(argv or []))
     return 0
 
 
@@ -533,7 +535,7 @@ def worker_argv(argv: list[str]) -> list[str]:
 
 def _in_processes(argv, args, out) -> list[dict]:
     """One process per horizon (longest first), at most `--jobs` at a time, each pinned to a
-    core of its own. Each horizon's runs are written to `OUT.T<T>.json` when it ends, and a
+    core of its own. Each horizon's runs are written to `part_path` when it ends, and a
     later run of the same command takes the parts it finds instead of training them again
     (delete them to start over); they are removed once the results are written. A process
     per horizon also keeps one process from piling up JIT compilations: on the 2-core VM a
@@ -543,7 +545,7 @@ def _in_processes(argv, args, out) -> list[dict]:
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     free = list(range(args.jobs))
     pending = sorted(args.horizons, reverse=True)
-    parts = {t: Path(f"{out}.T{t}.json") for t in pending}
+    parts = {t: part_path(out, t, strip) for t in pending}
     running = []  # (process, slot, horizon)
     for t in [t for t in pending if parts[t].exists()]:
         print(f"T={t}: taking the runs of {parts[t]} (an earlier attempt)", flush=True)
@@ -571,10 +573,18 @@ def _in_processes(argv, args, out) -> list[dict]:
     return runs
 
 
-def remove_parts(out, horizons) -> None:
+def part_path(out, horizon: int, worker_args: list[str]) -> Path:
+    """Where the worker of `horizon` keeps its runs: `OUT.T<T>.<h>.json`, `h` a digest of the
+    worker's arguments, so that an attempt with other settings (budget, seeds, size) never
+    takes another's parts."""
+    digest = hashlib.sha1(" ".join(worker_args).encode()).hexdigest()[:8]
+    return Path(f"{out}.T{horizon}.{digest}.json")
+
+
+def remove_parts(out, horizons, worker_args: list[str]) -> None:
     """Delete the per-horizon parts once the results they went into are written."""
     for t in horizons:
-        Path(f"{out}.T{t}.json").unlink(missing_ok=True)
+        part_path(out, t, worker_args).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -209,8 +209,9 @@ def test_horizon_sweep_worker_keeps_every_argument_but_its_horizons_and_jobs():
 
 def test_horizon_sweep_runs_one_process_per_horizon_and_keeps_finished_ones(tmp_path, monkeypatch):
     """`_in_processes`: one worker per horizon, at most `--jobs` at once; a worker that fails
-    stops the run with the horizons that finished kept, and the next attempt trains only the
-    others (the kept part is read back, not run again)."""
+    stops the run with the horizons that finished kept, and the next attempt of the same
+    command trains only the others (the kept part is read back, not run again); an attempt
+    with other arguments trains its own."""
     hs = _load("horizon_sweep")
     launched, fail = [], {100}
     state = {"running": 0, "most": 0}
@@ -246,14 +247,19 @@ def test_horizon_sweep_runs_one_process_per_horizon_and_keeps_finished_ones(tmp_
     with pytest.raises(SystemExit, match="T=100"):
         hs._in_processes(["--budget", "1"], args, out)
     assert state["most"] <= 2
-    kept = {t for t in (100, 500, 1000) if Path(f"{out}.T{t}.json").exists()}
+    argv = ["--budget", "1"]
+    kept = {t for t in (100, 500, 1000) if hs.part_path(out, t, argv).exists()}
     assert 100 not in kept and kept  # the longest horizons started first and finished
     launched.clear()
     fail.clear()
-    runs = hs._in_processes(["--budget", "1"], args, out)
+    other = hs._in_processes(["--budget", "2"], SimpleNamespace(horizons=[500], jobs=1), out)
+    assert launched == [500] and other  # other settings never take these parts
+    launched.clear()
+    runs = hs._in_processes(argv, args, out)
     assert sorted(launched) == sorted({100, 500, 1000} - kept)
     assert [r["T"] for r in runs] == [100, 500, 1000]
-    hs.remove_parts(out, args.horizons)
+    hs.remove_parts(out, args.horizons, argv)
+    hs.remove_parts(out, [500], ["--budget", "2"])
     assert not list(tmp_path.glob("hs.T*.json"))
 
 
